@@ -1,0 +1,47 @@
+# Two commands for a newcomer:  `make demo`  and  `make test`.
+# Both create a virtual environment in .venv (Python 3.10+) and install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch is pinned to the CPU build that this kind of machine carries on disk; a plain
+# `pip install torch` would pull a multi-GB CUDA build. Override with `make TORCH=torch==X`.
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test bench clean venv
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	touch $@
+
+$(VENV)/.base: pyproject.toml $(VENV)/.created
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[plot]"
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.base
+	$(PIP) install -q -e ".[test,plot]"
+	touch $@
+
+$(VENV)/.bench: pyproject.toml $(VENV)/.test
+	$(PIP) install -q -e ".[test,plot,bench]"
+	touch $@
+
+venv: $(VENV)/.base
+
+## the main job: reference training recipes on built-in generated data
+demo: $(VENV)/.base
+	@mkdir -p data
+	@test -f data/seed.arrow || $(VENV)/bin/longtail generate --preset seed --seed 0 -o data/seed.arrow
+	$(VENV)/bin/longtail stats data/seed.arrow
+
+## the whole test suite
+test: $(VENV)/.test
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.bench
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,213 @@
+"""Machinery shared by every longtail sampler: seeds, epochs, sharding and resume.
+
+A sampler subclasses :class:`EpochSampler` and implements ``_global_order(epoch)``, which
+returns the whole epoch for *all* ranks (an int64 array of indices, or a list of index
+lists for a batch sampler) as a pure function of ``(seed, epoch)``. The base class then
+
+* pads (or trims with ``drop_last``) the epoch to a multiple of ``num_replicas`` and gives
+  rank ``r`` the items ``r, r + R, r + 2R, ...`` (the ``DistributedSampler`` layout), so
+  shards are disjoint, equally long, and the same whatever the number of workers;
+* returns a plain ``list_iterator`` from ``__iter__`` (C-speed iteration; how far it got is
+  read back with ``operator.length_hint``), so ``state_dict()`` knows how many items of
+  the epoch were handed out, and ``load_state_dict()`` resumes right after them
+  (torchdata ``StatefulDataLoader`` protocol: plain Python ints, epoch included).
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from longtail._rng import derive_seed
+
+
+def resolve_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """Fill ``num_replicas`` / ``rank`` from the initialised ``torch.distributed`` group.
+
+    Without an initialised group the defaults are one replica, rank 0.
+
+    Example
+    -------
+    >>> resolve_replicas(None, None)
+    (1, 0)
+    >>> resolve_replicas(4, 3)
+    (4, 3)
+    """
+    if num_replicas is None or rank is None:
+        import torch.distributed as dist
+
+        initialised = dist.is_available() and dist.is_initialized()
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if initialised else 1
+        if rank is None:
+            rank = dist.get_rank() if initialised else 0
+    if isinstance(num_replicas, bool) or int(num_replicas) != num_replicas or num_replicas < 1:
+        raise ValueError(f"num_replicas must be a positive integer, got {num_replicas!r}")
+    if isinstance(rank, bool) or int(rank) != rank or not 0 <= rank < num_replicas:
+        raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), got rank={rank!r}")
+    return int(num_replicas), int(rank)
+
+
+def check_seed(seed: int) -> int:
+    """Validate a user seed (any Python int >= 0)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
+    """Validate an integer argument that must be >= 1 (``num_samples``, ``batch_size``...)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def shard(order: Sequence[Any] | np.ndarray, num_replicas: int, rank: int, drop_last: bool) -> list:
+    """Rank ``rank``'s part of a global epoch order, as a Python list.
+
+    The order is padded by wrapping around (or trimmed when ``drop_last``) to a multiple of
+    ``num_replicas``; rank ``r`` takes positions ``r::num_replicas``.
+
+    Example
+    -------
+    >>> shard(np.arange(5), 2, 1, drop_last=False)
+    [1, 3, 0]
+    """
+    total = len(order)
+    if num_replicas == 1:
+        return order.tolist() if isinstance(order, np.ndarray) else list(order)
+    if drop_last:
+        per_rank = total // num_replicas
+    else:
+        per_rank = -(-total // num_replicas)
+    size = per_rank * num_replicas
+    if isinstance(order, np.ndarray):
+        if size > total:
+            order = np.resize(order, size) if total else order
+        return order[rank:size:num_replicas].tolist()
+    order = list(order)
+    if size > total and total:
+        reps = -(-size // total)
+        order = (order * reps)[:size]
+    return order[rank:size:num_replicas]
+
+
+class EpochSampler(Sampler):
+    """Base class: deterministic per ``(seed, epoch)``, sharded, resumable.
+
+    Subclasses implement :meth:`_global_order` and may extend :meth:`_signature` with
+    whatever must match for a saved state to apply (dataset size, parameters).
+
+    Parameters
+    ----------
+    seed : int
+        Base seed; every epoch derives its own stream from ``(seed, epoch)``.
+    num_replicas, rank : int, optional
+        Distributed layout; default to the initialised ``torch.distributed`` group.
+    drop_last : bool
+        Trim the epoch to a multiple of ``num_replicas`` instead of padding it.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        self.seed = check_seed(seed)
+        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
+        self.drop_last = bool(drop_last)
+        self.epoch = 0
+        self._cached_epoch: int | None = None
+        self._cached_shard: list | None = None
+        self._iterator: Iterator | None = None
+        self._iter_start = 0
+        self._resume_at = 0
+
+    # -- to implement ---------------------------------------------------------------
+    def _global_order(self, epoch: int) -> np.ndarray | list:
+        """The whole epoch for all ranks, a pure function of ``(self.seed, epoch)``."""
+        raise NotImplementedError
+
+    def _signature(self) -> dict[str, Any]:
+        """Values that must match for :meth:`load_state_dict` to accept a state."""
+        return {}
+
+    # -- helpers ----------------------------------------------------------------------
+    def _epoch_seed(self, epoch: int, *keys: int) -> int:
+        """64-bit seed of this sampler for ``epoch`` (and optional sub-stream keys)."""
+        return derive_seed(self.seed, epoch, *keys)
+
+    def _shard_for(self, epoch: int) -> list:
+        if self._cached_epoch != epoch:
+            self._cached_shard = shard(
+                self._global_order(epoch), self.num_replicas, self.rank, self.drop_last
+            )
+            self._cached_epoch = epoch
+        return self._cached_shard  # type: ignore[return-value]
+
+    # -- Sampler protocol ---------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order the next ``iter()`` produces (as DistributedSampler)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        if int(epoch) != self.epoch:
+            self._resume_at = 0
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator:
+        order = self._shard_for(self.epoch)
+        start, self._resume_at = self._resume_at, 0
+        self._iter_start = start
+        self._iterator = iter(order[start:] if start else order)
+        return self._iterator
+
+    def __len__(self) -> int:
+        return len(self._shard_for(self.epoch))
+
+    # -- resume ------------------------------------------------------------------------
+    def _consumed(self) -> int:
+        if self._iterator is None:
+            return self._resume_at
+        return self._iter_start + (len(self._shard_for(self.epoch)) - self._iter_start
+                                   - operator.length_hint(self._iterator))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position in the epoch: plain Python values (``StatefulDataLoader`` protocol)."""
+        state = {
+            "sampler": type(self).__name__,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "num_replicas": self.num_replicas,
+            "rank": self.rank,
+            "yielded": int(self._consumed()),
+        }
+        state.update(self._signature())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume: the next ``iter()`` continues the saved epoch right after ``yielded``."""
+        expected = {"sampler": type(self).__name__, "seed": self.seed,
+                    "num_replicas": self.num_replicas}
+        expected.update(self._signature())
+        for key, value in expected.items():
+            if key not in state:
+                raise ValueError(f"state_dict has no {key!r}: not a {type(self).__name__} state")
+            if state[key] != value:
+                raise ValueError(
+                    f"state_dict was saved with {key}={state[key]!r}, this "
+                    f"{type(self).__name__} has {key}={value!r}"
+                )
+        self.set_epoch(int(state["epoch"]))
+        yielded = int(state["yielded"])
+        length = len(self._shard_for(self.epoch))
+        if not 0 <= yielded <= length:
+            raise ValueError(f"state_dict yielded={yielded} is outside [0, {length}]")
+        self._iterator = None
+        self._resume_at = yielded
