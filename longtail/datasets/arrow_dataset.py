@@ -1,0 +1,159 @@
+"""A map-style torch Dataset over a longtail Arrow IPC file.
+
+``ArrowDataset`` memory-maps the file (features and labels are never loaded whole),
+returns ``(features, multi_hot_labels, index)`` per example and fetches a whole batch in
+one call through ``__getitems__`` (the DataLoader uses it automatically). Passing
+``collate_fn=ArrowDataset.collate`` skips the per-sample split and re-stack of the
+default collate. A batch sampler may yield an :class:`IndexBatch` (a list of indices
+with per-index ``extras``, e.g. importance weights drawn with the batch): the extras
+then travel with the batch as a fourth element, a dict of tensors, even when workers
+prefetch batches ahead of training.
+"""
+from __future__ import annotations
+
+import operator
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from longtail.datasets.io import read_features
+from longtail.datasets.label_matrix import LabelMatrix
+
+
+class BatchedSamples(Sequence):
+    """What ``ArrowDataset.__getitems__`` returns: a batch that is also a sequence.
+
+    Indexing gives per-example tuples (views), which is what ``default_collate`` expects;
+    :meth:`ArrowDataset.collate` takes the ready batch in :attr:`batch` instead.
+    """
+
+    __slots__ = ("batch",)
+
+    def __init__(self, batch: tuple) -> None:
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return int(self.batch[2].shape[0])
+
+    def __getitem__(self, i: int) -> tuple:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        out = [self.batch[0][i], self.batch[1][i], self.batch[2][i]]
+        if len(self.batch) > 3:
+            out.append({k: v[i] for k, v in self.batch[3].items()})
+        return tuple(out)
+
+
+class ArrowDataset(Dataset):
+    """Map-style dataset over an uncompressed Arrow IPC file written by ``write_dataset``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The IPC file (``longtail generate`` / ``write_dataset`` / ``longtail convert``).
+    features : str or None
+        Column of ``fixed_size_list<float32>[d]`` features; ``None`` for labels only
+        (the features element is then an empty tensor of shape ``[0]``).
+    labels : str
+        Column of label ids (``list`` / ``large_list`` of integers).
+    label_dtype : torch.dtype
+        dtype of the multi-hot label tensor.
+
+    Example
+    -------
+    >>> # ds = ArrowDataset("data.arrow")
+    >>> # loader = DataLoader(ds, batch_size=256, shuffle=True, collate_fn=ArrowDataset.collate)
+    >>> # for x, y, idx in loader: ...
+    """
+
+    def __init__(self, path: str | os.PathLike, features: str | None = "features",
+                 labels: str = "labels", *, label_dtype: torch.dtype = torch.float32) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.features_column = features
+        self.labels_column = labels
+        self.label_dtype = label_dtype
+        self._open()
+
+    def _open(self) -> None:
+        self._labels = LabelMatrix.open(self.path, self.labels_column)
+        self._features = (read_features(self.path, self.features_column)
+                          if self.features_column is not None else None)
+        if self._features is not None and self._features.shape[0] != len(self._labels):
+            raise ValueError(f"{self.path!r}: features have {self._features.shape[0]} rows, "
+                             f"labels {len(self._labels)}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickle the path, not the mapped data (re-mapped in the worker)
+        return {"path": self.path, "features_column": self.features_column,
+                "labels_column": self.labels_column, "label_dtype": self.label_dtype}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+    @property
+    def labels(self) -> LabelMatrix:
+        """The label matrix (memory-mapped)."""
+        return self._labels
+
+    @property
+    def features(self) -> np.ndarray | None:
+        """The (n, d) float32 features (memory-mapped, read-only)."""
+        return self._features
+
+    @property
+    def n_labels(self) -> int:
+        return self._labels.n_labels
+
+    @property
+    def n_features(self) -> int:
+        return 0 if self._features is None else int(self._features.shape[1])
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __repr__(self) -> str:
+        return (f"ArrowDataset({self.path!r}, n={len(self):,}, n_features={self.n_features}, "
+                f"n_labels={self.n_labels:,})")
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        i = operator.index(index)
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"index {index} is out of range for {n} examples")
+        x = (torch.from_numpy(np.array(self._features[i])) if self._features is not None
+             else torch.empty(0))
+        y = self._labels.multi_hot([i], dtype=self.label_dtype)[0]
+        return x, y, i
+
+    def __getitems__(self, indices: Sequence[int]) -> BatchedSamples:
+        idx = np.fromiter((operator.index(i) for i in indices), dtype=np.int64,
+                          count=len(indices))
+        n = len(self)
+        idx[idx < 0] += n
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = int(np.flatnonzero((idx < 0) | (idx >= n))[0])
+            raise IndexError(f"index {list(indices)[bad]} is out of range for {n} examples")
+        if self._features is not None:
+            x = torch.from_numpy(self._features[idx])
+        else:
+            x = torch.empty((idx.size, 0))
+        y = self._labels.multi_hot(idx, dtype=self.label_dtype)
+        batch: tuple = (x, y, torch.from_numpy(idx))
+        extras = getattr(indices, "extras", None)
+        if extras:
+            batch = batch + ({k: torch.as_tensor(np.asarray(v)) for k, v in extras.items()},)
+        return BatchedSamples(batch)
+
+    @staticmethod
+    def collate(samples: Any) -> Any:
+        """Collate function: the ready batch of ``__getitems__``, else ``default_collate``."""
+        if isinstance(samples, BatchedSamples):
+            return samples.batch
+        return default_collate(samples)

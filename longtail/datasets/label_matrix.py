@@ -1,0 +1,788 @@
+"""LabelMatrix: an immutable CSR multilabel matrix over Arrow memory.
+
+Rows are examples; each row holds its sorted, unique label ids in ``[0, n_labels)``.
+Construction validates once and says which row is wrong; after that every kernel trusts
+the two arrays ``offsets`` (int64[n+1], offsets[0] == 0) and ``indices`` (int32[nnz]).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+
+from longtail.datasets import _kernels as K
+from longtail.datasets.io import (
+    PathLike,
+    atomic_output,
+    check_input_file,
+    check_mapped,
+    check_output_file,
+    column_of,
+    labels_field_array,
+    open_ipc,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+    import scipy.sparse
+    import torch
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (kernels are compiled for read-only arrays only)."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _row_of(offsets: np.ndarray, position: int) -> int:
+    """Row that holds flat position ``position`` of the values."""
+    return int(np.searchsorted(offsets, position, side="right") - 1)
+
+
+def _as_rows(rows: Any, n: int) -> np.ndarray:
+    """Normalise row selectors to a fresh int64 array, checking bounds (negatives wrap)."""
+    if isinstance(rows, slice):
+        return np.arange(n, dtype=np.int64)[rows]
+    if hasattr(rows, "detach"):  # torch tensor
+        rows = rows.detach().cpu().numpy()
+    arr = np.asarray(rows)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(f"boolean row mask must have shape ({n},), got {arr.shape}")
+        return np.flatnonzero(arr).astype(np.int64)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"rows must be 1-D, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"rows must be integers, got dtype {arr.dtype}")
+    out = np.array(arr, dtype=np.int64, copy=True)
+    if out.size:
+        neg = out < 0
+        if neg.any():
+            out[neg] += n
+        bad = (out < 0) | (out >= n)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise IndexError(f"row {int(arr[k])} (position {k}) is out of range for {n} rows")
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelStats:
+    """Label statistics of a multilabel dataset (Charte et al. 2015 measures).
+
+    ``ir_per_label`` is IRLbl: count of the most frequent label / count of the label
+    (``inf`` for a label without examples, excluded from MeanIR, MaxIR and CVIR).
+    """
+
+    n_examples: int
+    n_labels: int
+    nnz: int
+    cardinality: float
+    density: float
+    empty_examples: int
+    empty_labels: int
+    prevalence_min: float
+    prevalence_max: float
+    label_count_quantiles: dict[str, float]
+    ir_per_label: np.ndarray
+    mean_ir: float
+    max_ir: float
+    cvir: float
+    scumble: float
+
+    def to_dict(self, per_label: bool = False) -> dict[str, Any]:
+        """Plain-Python dictionary (JSON-ready); ``per_label`` adds the IRLbl list."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        ir = out.pop("ir_per_label")
+        if per_label:
+            out["ir_per_label"] = [None if not np.isfinite(v) else float(v) for v in ir]
+        return out
+
+    def __str__(self) -> str:
+        q = self.label_count_quantiles
+        rows = [
+            ("examples", f"{self.n_examples:,}"),
+            ("labels", f"{self.n_labels:,}"),
+            ("positive pairs (nnz)", f"{self.nnz:,}"),
+            ("cardinality (labels/example)", f"{self.cardinality:.2f}"),
+            ("density", f"{self.density:.5f}"),
+            ("examples without labels", f"{self.empty_examples:,}"),
+            ("labels without examples", f"{self.empty_labels:,}"),
+            ("prevalence min .. max", f"{self.prevalence_min:.4%} .. {self.prevalence_max:.4%}"),
+            ("label count quantiles", "  ".join(f"{k}:{v:g}" for k, v in q.items())),
+            ("MeanIR", f"{self.mean_ir:.3f}"),
+            ("MaxIR", f"{self.max_ir:.3f}"),
+            ("CVIR", f"{self.cvir:.3f}"),
+            ("SCUMBLE", f"{self.scumble:.4f}"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+class LabelMatrix:
+    """Immutable CSR multilabel matrix (example -> sorted label ids), Arrow-backed.
+
+    Build it with a ``from_*`` constructor, :meth:`open` (memory-mapped IPC) or
+    :meth:`read_parquet`; the arrays are validated once and are read-only afterwards.
+
+    Attributes
+    ----------
+    offsets : ndarray of int64, shape (n + 1,)
+        Row ``i`` holds ``indices[offsets[i]:offsets[i + 1]]``; ``offsets[0] == 0``.
+    indices : ndarray of int32, shape (nnz,)
+        Sorted, unique label ids per row.
+    n_labels : int
+        Number of labels (columns).
+
+    Example
+    -------
+    >>> y = LabelMatrix.from_lists([[0, 3], [], [3]], n_labels=4)
+    >>> len(y), y.nnz, y.label_counts().tolist()
+    (3, 3, [1, 0, 0, 2])
+    >>> y.multi_hot([0]).tolist()
+    [[1.0, 0.0, 0.0, 1.0]]
+    """
+
+    __slots__ = ("_offsets", "_indices", "_n_labels", "_keepalive", "_path", "_column",
+                 "_transpose", "_counts", "__weakref__")
+
+    def __init__(
+        self,
+        offsets: np.ndarray,
+        indices: np.ndarray,
+        n_labels: int | None = None,
+        *,
+        canonicalize: bool = False,
+        validate: bool = True,
+    ) -> None:
+        offsets = np.asarray(offsets)
+        indices = np.asarray(indices)
+        if offsets.ndim != 1 or offsets.size == 0:
+            raise ValueError(f"offsets must be a non-empty 1-D array, got shape {offsets.shape}")
+        if indices.ndim != 1:
+            raise ValueError(f"indices must be 1-D, got shape {indices.shape}")
+        for name, a in (("offsets", offsets), ("indices", indices)):
+            if a.size and not np.issubdtype(a.dtype, np.integer):
+                raise TypeError(f"{name} must be integers, got dtype {a.dtype}")
+        if offsets[0] != 0 or offsets[-1] != indices.size:
+            raise ValueError(
+                f"offsets must start at 0 and end at len(indices)={indices.size}, "
+                f"got {offsets[0]} .. {offsets[-1]}")
+        self._setup(offsets, indices, n_labels, canonicalize=canonicalize, validate=validate)
+
+    # ------------------------------------------------------------------ construction
+    def _setup(self, offsets, indices, n_labels, *, canonicalize, validate,
+               keepalive=None, path=None, column=None) -> None:
+        if len(offsets) < 2:
+            raise ValueError("a label matrix needs at least one row (got zero rows)")
+        if offsets.dtype != np.int64:
+            offsets = offsets.astype(np.int64)
+        offsets = np.ascontiguousarray(offsets)
+        indices = self._to_int32(indices, offsets, n_labels)
+        if n_labels is None:
+            n_labels = int(indices.max()) + 1 if indices.size else 0
+        if isinstance(n_labels, bool) or int(n_labels) != n_labels or n_labels < 0:
+            raise ValueError(f"n_labels must be a non-negative integer, got {n_labels!r}")
+        n_labels = int(n_labels)
+        if n_labels > _INT32_MAX:
+            raise ValueError(f"n_labels={n_labels} exceeds the int32 label-id range")
+        offsets = _readonly(offsets)
+        indices = _readonly(np.ascontiguousarray(indices))
+        if canonicalize:
+            self._check(offsets, indices, n_labels, order=False)
+            offsets, indices = K.canonicalize_rows(offsets, indices)
+            offsets, indices = _readonly(offsets), _readonly(indices)
+        elif validate:
+            self._check(offsets, indices, n_labels, order=True)
+        self._offsets = offsets
+        self._indices = indices
+        self._n_labels = n_labels
+        self._keepalive = keepalive
+        self._path = path
+        self._column = column
+        self._transpose = None
+        self._counts = None
+
+    @staticmethod
+    def _to_int32(indices: np.ndarray, offsets: np.ndarray, n_labels: int | None) -> np.ndarray:
+        if indices.dtype == np.int32:
+            return indices
+        if indices.size == 0:
+            return np.zeros(0, dtype=np.int32)
+        if not np.issubdtype(indices.dtype, np.integer):
+            raise TypeError(f"label ids must be integers, got dtype {indices.dtype}")
+        limit = _INT32_MAX if n_labels is None else min(int(n_labels), _INT32_MAX + 1)
+        lo, hi = indices.min(), indices.max()
+        if lo < 0 or hi >= limit:
+            bad = (indices < 0) | (indices >= limit)
+            p = int(np.flatnonzero(bad)[0])
+            v, row = int(indices[p]), _row_of(offsets, p)
+            if v < 0:
+                raise ValueError(f"negative label id {v} in row {row}")
+            if n_labels is not None and v >= n_labels:
+                raise ValueError(f"label id {v} >= n_labels={n_labels} in row {row}")
+            raise ValueError(f"label id {v} beyond the int32 range in row {row}")
+        return indices.astype(np.int32)
+
+    @staticmethod
+    def _check(offsets: np.ndarray, indices: np.ndarray, n_labels: int, order: bool) -> None:
+        code, row, pos = K.check_rows(offsets, indices, n_labels)
+        if code == K.OK:
+            return
+        if not order and code in (K.UNSORTED, K.DUPLICATE):
+            # canonicalize fixes order problems; only out-of-range ids remain errors
+            bad = (indices < 0) | (indices >= n_labels)
+            if not bad.any():
+                return
+            pos = int(np.flatnonzero(bad)[0])
+            row = _row_of(offsets, pos)
+            code = K.NEGATIVE if indices[pos] < 0 else K.TOO_LARGE
+        value = int(indices[pos]) if 0 <= pos < indices.size else None
+        if code == K.NEGATIVE:
+            raise ValueError(f"negative label id {value} in row {row}")
+        if code == K.TOO_LARGE:
+            raise ValueError(f"label id {value} >= n_labels={n_labels} in row {row}")
+        if code == K.UNSORTED:
+            raise ValueError(
+                f"label ids of row {row} are not sorted (id {value} after "
+                f"{int(indices[pos - 1])}); pass canonicalize=True to sort and deduplicate")
+        if code == K.DUPLICATE:
+            raise ValueError(
+                f"duplicate label id {value} in row {row}; pass canonicalize=True to "
+                "sort and deduplicate")
+        if code == K.BAD_OFFSETS:
+            raise ValueError(f"offsets decrease at row {row}")
+        raise AssertionError(code)  # pragma: no cover
+
+    @classmethod
+    def _trusted(cls, offsets, indices, n_labels, keepalive=None, path=None,
+                 column=None) -> "LabelMatrix":
+        self = cls.__new__(cls)
+        self._setup(offsets, indices, n_labels, canonicalize=False, validate=False,
+                    keepalive=keepalive, path=path, column=column)
+        return self
+
+    @classmethod
+    def from_arrow(
+        cls,
+        array: "pa.Array | pa.ChunkedArray",
+        n_labels: int | None = None,
+        *,
+        canonicalize: bool = False,
+        validate: bool = True,
+    ) -> "LabelMatrix":
+        """From an Arrow ``list`` / ``large_list`` array of integer label ids.
+
+        A single-chunk ``list<int32>`` or ``large_list<int32>`` array is not copied (the
+        label ids share memory with Arrow; ``list`` offsets are widened to int64); other
+        integer types are converted once; a ChunkedArray of several chunks (Hugging Face
+        datasets stores ``list<int64>`` in 1000-row chunks) is combined once. Sliced
+        arrays (``offsets[0] != 0``) are handled.
+
+        Parameters
+        ----------
+        array : pyarrow.Array or pyarrow.ChunkedArray
+            ``list<int*>`` or ``large_list<int*>``, no nulls.
+        n_labels : int, optional
+            Number of labels; default ``max id + 1``.
+        canonicalize : bool
+            Sort and deduplicate every row (copies) instead of rejecting such rows.
+        validate : bool
+            Check ids and order (skip only for data known to be canonical).
+
+        Example
+        -------
+        >>> import pyarrow as pa
+        >>> LabelMatrix.from_arrow(pa.array([[0, 1], [2]], pa.list_(pa.int32()))).nnz
+        3
+        """
+        import pyarrow as pa
+
+        keepalive, offsets, values = cls._arrow_arrays(array)
+        return cls._from_parts(offsets, values, n_labels, canonicalize, validate, keepalive)
+
+    @classmethod
+    def _from_parts(cls, offsets, values, n_labels, canonicalize, validate, keepalive,
+                    path=None, column=None) -> "LabelMatrix":
+        self = cls.__new__(cls)
+        self._setup(offsets, values, n_labels, canonicalize=canonicalize, validate=validate,
+                    keepalive=keepalive, path=path, column=column)
+        return self
+
+    @staticmethod
+    def _arrow_arrays(array: Any, where: str = "") -> tuple[Any, np.ndarray, np.ndarray]:
+        """Zero-copy ``(keepalive, offsets, values)`` of an Arrow list array, validated."""
+        import pyarrow as pa
+
+        if isinstance(array, pa.Table):
+            raise TypeError("from_arrow takes a column (Array/ChunkedArray), not a Table")
+        if isinstance(array, pa.ChunkedArray):
+            if array.num_chunks == 1:
+                array = array.chunk(0)
+            elif array.num_chunks == 0:
+                array = pa.array([], type=array.type)
+            else:
+                array = array.combine_chunks()
+        if not isinstance(array, pa.Array):
+            raise TypeError(f"expected a pyarrow Array or ChunkedArray, got {type(array).__name__}")
+        t = array.type
+        if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+            raise TypeError(f"labels{where} must be list<int> or large_list<int>, got {t}")
+        vt = t.value_type
+        if pa.types.is_nested(vt):
+            raise TypeError(f"labels{where} must be a flat list of label ids, got nested type {t}")
+        if not pa.types.is_integer(vt):
+            raise TypeError(f"label ids{where} must be integers, got {vt}")
+        if len(array) == 0:
+            raise ValueError(f"labels{where} have zero rows")
+        if array.null_count:
+            row = int(np.flatnonzero(np.asarray(array.is_null()))[0])
+            raise ValueError(f"labels{where}: row {row} is null")
+        offsets = np.asarray(array.offsets)
+        start, stop = int(offsets[0]), int(offsets[-1])
+        values = array.values
+        if values.null_count:
+            nulls = np.flatnonzero(np.asarray(values.is_null())[start:stop])
+            if nulls.size:
+                pos = int(nulls[0]) + start
+                raise ValueError(
+                    f"labels{where}: null label id in row {_row_of(offsets, pos)}")
+            values = values.slice(start, stop - start)
+            vals = np.asarray(values.fill_null(0))
+        else:
+            vals = values.to_numpy(zero_copy_only=True)[start:stop]
+        if start:
+            offsets = offsets.astype(np.int64) - start
+        return array, offsets, vals
+
+    @classmethod
+    def from_lists(
+        cls,
+        lists: Iterable[Iterable[int]],
+        n_labels: int | None = None,
+        *,
+        canonicalize: bool = False,
+    ) -> "LabelMatrix":
+        """From a sequence of label-id sequences (lists, tuples, arrays).
+
+        Example
+        -------
+        >>> LabelMatrix.from_lists([[2, 0, 2]], canonicalize=True).indices.tolist()
+        [0, 2]
+        """
+        import pyarrow as pa
+
+        lists = lists if isinstance(lists, Sequence) else list(lists)
+        try:
+            # infer the type: an explicit int type would silently truncate 1.5 to 1
+            arr = pa.array(lists)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+            raise TypeError(cls._explain_bad_list(lists, exc)) from None
+        t = arr.type
+        if pa.types.is_null(t) and len(arr):
+            raise ValueError("labels: row 0 is null")
+        if pa.types.is_null(t) or (pa.types.is_list(t) and pa.types.is_null(t.value_type)):
+            arr = arr.cast(pa.large_list(pa.int64()))
+        elif not ((pa.types.is_list(t) or pa.types.is_large_list(t))
+                  and pa.types.is_integer(t.value_type)):
+            raise TypeError(cls._explain_bad_list(lists, TypeError(f"inferred type {t}")))
+        return cls.from_arrow(arr, n_labels, canonicalize=canonicalize)
+
+    @staticmethod
+    def _explain_bad_list(lists: Sequence[Any], exc: Exception) -> str:
+        for r, row in enumerate(lists):
+            if row is None:
+                continue
+            if isinstance(row, (str, bytes)) or not hasattr(row, "__iter__"):
+                return f"row {r} is not a sequence of label ids: {row!r}"
+            for v in row:
+                if v is None:
+                    continue
+                if hasattr(v, "__iter__"):
+                    return f"row {r} is nested (a label id is itself a sequence: {v!r})"
+                if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                    return f"row {r} has a non-integer label id {v!r} ({type(v).__name__})"
+        return f"cannot read label lists: {exc}"
+
+    @classmethod
+    def from_scipy(
+        cls, matrix: "scipy.sparse.spmatrix | scipy.sparse.sparray", *, canonicalize: bool = False
+    ) -> "LabelMatrix":
+        """From a scipy sparse 0/1 matrix (any format; the input is not modified).
+
+        Explicit zeros are dropped; stored values other than 1 are an error (duplicate
+        COO entries sum to 2: pass ``canonicalize=True`` to treat every stored nonzero as 1).
+
+        Example
+        -------
+        >>> import scipy.sparse as sp
+        >>> LabelMatrix.from_scipy(sp.csr_matrix([[0, 1], [1, 1]])).nnz
+        3
+        """
+        import scipy.sparse as sp
+
+        if not sp.issparse(matrix):
+            raise TypeError(f"expected a scipy sparse matrix, got {type(matrix).__name__}")
+        csr = sp.csr_matrix(matrix, copy=True)
+        csr.sum_duplicates()
+        csr.eliminate_zeros()
+        n, n_labels = csr.shape
+        if n == 0:
+            raise ValueError("labels have zero rows")
+        data = csr.data
+        if not canonicalize:
+            bad = data != 1
+            if bad.any():
+                p = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"value {data[p].item()!r} at row {_row_of(csr.indptr, p)}, label "
+                    f"{int(csr.indices[p])}: entries must be 0 or 1")
+        return cls(csr.indptr, csr.indices, n_labels)
+
+    @classmethod
+    def from_dense(cls, array: Any) -> "LabelMatrix":
+        """From a dense (n, n_labels) 0/1 or boolean array (numpy, torch, lists).
+
+        Example
+        -------
+        >>> LabelMatrix.from_dense([[1, 0, 1]]).indices.tolist()
+        [0, 2]
+        """
+        if hasattr(array, "detach"):
+            array = array.detach().cpu().numpy()
+        a = np.asarray(array)
+        if a.ndim != 2:
+            raise ValueError(f"dense labels must be 2-D (n, n_labels), got shape {a.shape}")
+        if a.shape[0] == 0:
+            raise ValueError("labels have zero rows")
+        if a.dtype != bool:
+            if not (np.issubdtype(a.dtype, np.number)):
+                raise TypeError(f"dense labels must be numeric or bool, got dtype {a.dtype}")
+            bad = (a != 0) & (a != 1)
+            if bad.any():
+                r, c = (int(x[0]) for x in np.nonzero(bad))
+                raise ValueError(f"value {a[r, c].item()!r} at row {r}, label {c}: entries must be 0 or 1")
+        rows, cols = np.nonzero(a)
+        offsets = np.zeros(a.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=a.shape[0]), out=offsets[1:])
+        return cls._trusted(offsets, cols.astype(np.int32), a.shape[1])
+
+    @classmethod
+    def from_any(cls, labels: Any, n_labels: int | None = None) -> "LabelMatrix":
+        """Dispatch on the type: LabelMatrix, Arrow, scipy sparse, dense array or lists.
+
+        Example
+        -------
+        >>> LabelMatrix.from_any([[1, 0], [0, 1]]).nnz   # a 2-D 0/1 list is dense
+        2
+        """
+        if isinstance(labels, LabelMatrix):
+            return labels
+        mod = type(labels).__module__
+        if mod.startswith("pyarrow"):
+            return cls.from_arrow(labels, n_labels)
+        if mod.startswith("scipy"):
+            return cls.from_scipy(labels)
+        if isinstance(labels, np.ndarray) or hasattr(labels, "detach"):
+            return cls.from_dense(labels)
+        return cls.from_lists(labels, n_labels)
+
+    @classmethod
+    def read_parquet(cls, path: PathLike, column: str = "labels", *,
+                     n_labels: int | None = None, canonicalize: bool = False) -> "LabelMatrix":
+        """Read one list column of a Parquet file (decoded into memory, combined once).
+
+        Example
+        -------
+        >>> # LabelMatrix.read_parquet("train.parquet", column="labels")
+        """
+        import pyarrow.parquet as pq
+
+        p = check_input_file(path)
+        try:
+            schema = pq.read_schema(p)
+        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError variants
+            raise ValueError(f"{p!r} is not a readable Parquet file: {exc}") from None
+        if column not in schema.names:
+            raise ValueError(f"{p!r} has no column {column!r} (columns: {schema.names})")
+        table = pq.read_table(p, columns=[column])
+        meta_n = _meta_n_labels(schema.field(column))
+        return cls.from_arrow(table.column(0), n_labels if n_labels is not None else meta_n,
+                              canonicalize=canonicalize)
+
+    @classmethod
+    def open(cls, path: PathLike, column: str = "labels", *,
+             validate: bool | None = None) -> "LabelMatrix":
+        """Memory-map a label column of an uncompressed Arrow IPC file (zero-copy, O(1)).
+
+        Files written by :meth:`save` / :func:`~longtail.datasets.write_dataset` carry
+        field metadata ``longtail.canonical`` and are not re-validated (``validate=None``);
+        other files are validated once (which reads every page). A compressed IPC file
+        is refused: convert it with ``longtail convert``. The matrix pickles as its path.
+
+        Example
+        -------
+        >>> # y = LabelMatrix.open("data.arrow"); y.label_counts()
+        """
+        import pyarrow as pa
+
+        p, data, base, size = open_ipc(path)
+        col = column_of(data, column, p)
+        field = data.schema.field(column)
+        if isinstance(col, pa.ChunkedArray) and col.num_chunks == 1:
+            col = col.chunk(0)
+        if isinstance(col, pa.Array):
+            check_mapped(col.values if hasattr(col, "values") else col, base, size, p)
+        meta_n = _meta_n_labels(field)
+        canonical = (field.metadata or {}).get(b"longtail.canonical") == b"1"
+        do_validate = (not canonical) if validate is None else bool(validate)
+        where = f" of {p!r} column {column!r}"
+        keepalive, offsets, values = cls._arrow_arrays(col, where)
+        self = cls.__new__(cls)
+        try:
+            self._setup(offsets, values, meta_n, canonicalize=False, validate=do_validate,
+                        keepalive=keepalive, path=os.path.abspath(p), column=column)
+        except ValueError as exc:
+            raise ValueError(f"{p!r} column {column!r}: {exc}") from None
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: PathLike, *, overwrite: bool = False) -> None:
+        """Write an uncompressed Arrow IPC file (column ``labels``), atomically.
+
+        Example
+        -------
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "y.arrow")
+        >>> LabelMatrix.from_lists([[1]]).save(p); LabelMatrix.open(p).nnz
+        1
+        """
+        import pyarrow as pa
+
+        from longtail.datasets.io import write_table
+
+        check_output_file(path, overwrite)
+        field, arr = labels_field_array(self)
+        write_table(path, pa.Table.from_arrays([arr], schema=pa.schema([field])), overwrite)
+
+    def __reduce__(self):
+        if self._path is not None:
+            return (_reopen, (self._path, self._column))
+        return (_from_trusted_arrays,
+                (np.asarray(self._offsets), np.asarray(self._indices), self._n_labels))
+
+    # ------------------------------------------------------------------ basic views
+    @property
+    def offsets(self) -> np.ndarray:
+        """Row pointers, int64[n + 1], read-only."""
+        return self._offsets
+
+    @property
+    def indices(self) -> np.ndarray:
+        """Label ids, int32[nnz], read-only, sorted and unique within each row."""
+        return self._indices
+
+    @property
+    def n_labels(self) -> int:
+        """Number of labels (columns)."""
+        return self._n_labels
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_examples, n_labels)``."""
+        return len(self), self._n_labels
+
+    @property
+    def nnz(self) -> int:
+        """Number of positive (example, label) pairs."""
+        return int(self._indices.shape[0])
+
+    @property
+    def path(self) -> str | None:
+        """The memory-mapped file, if opened with :meth:`open`."""
+        return self._path
+
+    def __len__(self) -> int:
+        return int(self._offsets.shape[0] - 1)
+
+    def __repr__(self) -> str:
+        src = f", path={self._path!r}" if self._path else ""
+        return f"LabelMatrix(n={len(self):,}, n_labels={self._n_labels:,}, nnz={self.nnz:,}{src})"
+
+    def __getitem__(self, key: Any) -> "np.ndarray | LabelMatrix":
+        """``y[i]`` is row i's label ids (a read-only view); other keys give :meth:`take`."""
+        if isinstance(key, (int, np.integer)):
+            n = len(self)
+            i = int(key) + n if key < 0 else int(key)
+            if not 0 <= i < n:
+                raise IndexError(f"row {int(key)} is out of range for {n} rows")
+            return self._indices[self._offsets[i]:self._offsets[i + 1]]
+        return self.take(key)
+
+    def row_lengths(self) -> np.ndarray:
+        """Number of labels of every example (int64[n])."""
+        return np.diff(self._offsets)
+
+    def equals(self, other: "LabelMatrix") -> bool:
+        """Same shape and the same label ids in every row."""
+        return (isinstance(other, LabelMatrix) and other.shape == self.shape
+                and np.array_equal(other.offsets, self.offsets)
+                and np.array_equal(other.indices, self.indices))
+
+    # ------------------------------------------------------------------ derived data
+    def label_counts(self) -> np.ndarray:
+        """Examples per label, int64[n_labels] (computed once, returned read-only)."""
+        if self._counts is None:
+            self._counts = _readonly(K.count_labels(self._indices, self._n_labels))
+        return self._counts
+
+    def prevalence(self) -> np.ndarray:
+        """Fraction of examples carrying each label, float64[n_labels]."""
+        return self.label_counts() / float(len(self))
+
+    def transpose(self) -> "LabelMatrix":
+        """The CSC view as a LabelMatrix: label -> sorted example ids (built once, cached).
+
+        Example
+        -------
+        >>> LabelMatrix.from_lists([[0, 1], [1]]).transpose()[1].tolist()
+        [0, 1]
+        """
+        if self._transpose is None:
+            t_offsets, t_indices = K.transpose(self._offsets, self._indices, self._n_labels)
+            self._transpose = LabelMatrix._trusted(t_offsets, t_indices, len(self))
+        return self._transpose
+
+    def take(self, rows: Any) -> "LabelMatrix":
+        """A new LabelMatrix with the given rows (ints, negatives wrap, bool mask, slice)."""
+        idx = _as_rows(rows, len(self))
+        if idx.size == 0:
+            raise ValueError("take() selected zero rows")
+        offsets, indices = K.take_rows(self._offsets, self._indices, idx)
+        return LabelMatrix._trusted(offsets, indices, self._n_labels)
+
+    def to_scipy(self, dtype: Any = np.float32) -> "scipy.sparse.csr_matrix":
+        """A ``scipy.sparse.csr_matrix`` of ones (label ids and pointers are copied)."""
+        import scipy.sparse as sp
+
+        data = np.ones(self.nnz, dtype=dtype)
+        return sp.csr_matrix((data, np.array(self._indices), np.array(self._offsets)),
+                             shape=self.shape)
+
+    def to_arrow(self) -> "pa.LargeListArray":
+        """A ``large_list<int32>`` Arrow array sharing memory with this matrix."""
+        return labels_field_array(self)[1]
+
+    def multi_hot_numpy(self, rows: Any = None, dtype: Any = np.float32) -> np.ndarray:
+        """Dense (len(rows), n_labels) 0/1 numpy batch for the given rows (default: all).
+
+        Example
+        -------
+        >>> LabelMatrix.from_lists([[1], [0]]).multi_hot_numpy([1], dtype=np.uint8).tolist()
+        [[1, 0]]
+        """
+        idx = _as_rows(slice(None) if rows is None else rows, len(self))
+        dtype = np.dtype(dtype)
+        kernel_dtype = np.float32 if dtype == np.float32 else np.uint8
+        out = np.zeros((idx.size, self._n_labels), dtype=kernel_dtype)
+        K.fill_multi_hot(self._offsets, self._indices, idx, out)
+        return out if out.dtype == dtype else out.astype(dtype)
+
+    def multi_hot(self, rows: Any = None, dtype: "torch.dtype | None" = None,
+                  device: "torch.device | str | None" = None) -> "torch.Tensor":
+        """Dense multi-hot torch batch ``[len(rows), n_labels]`` built by a Numba kernel.
+
+        Parameters
+        ----------
+        rows : int array, list, tensor, slice or bool mask, optional
+            Which examples (default all).
+        dtype : torch.dtype
+            Default ``torch.float32``; other dtypes are converted from a uint8 batch.
+        device : torch.device or str, optional
+            Copied there (non-blocking) after it is built on the CPU.
+
+        Example
+        -------
+        >>> LabelMatrix.from_lists([[0, 2]]).multi_hot([0]).tolist()
+        [[1.0, 0.0, 1.0]]
+        """
+        import torch
+
+        dtype = torch.float32 if dtype is None else dtype
+        idx = _as_rows(slice(None) if rows is None else rows, len(self))
+        if dtype == torch.float32:
+            out = np.zeros((idx.size, self._n_labels), dtype=np.float32)
+            K.fill_multi_hot(self._offsets, self._indices, idx, out)
+            t = torch.from_numpy(out)
+        else:
+            out = np.zeros((idx.size, self._n_labels), dtype=np.uint8)
+            K.fill_multi_hot(self._offsets, self._indices, idx, out)
+            t = torch.from_numpy(out).to(dtype)
+        if device is not None:
+            t = t.to(device, non_blocking=True)
+        return t
+
+    def stats(self) -> LabelStats:
+        """Label statistics: cardinality, density, quantiles, IRLbl, MeanIR, CVIR, SCUMBLE.
+
+        Example
+        -------
+        >>> s = LabelMatrix.from_lists([[0, 1], [1]]).stats()
+        >>> s.cardinality, s.mean_ir
+        (1.5, 1.5)
+        """
+        n, L = len(self), self._n_labels
+        counts = self.label_counts()
+        present = counts > 0
+        n_present = int(present.sum())
+        lengths = self.row_lengths()
+        if n_present:
+            max_count = float(counts.max())
+            ir = np.full(L, np.inf)
+            ir[present] = max_count / counts[present]
+            irp = ir[present]
+            mean_ir = float(irp.mean())
+            max_ir = float(irp.max())
+            cvir = float(irp.std(ddof=1) / mean_ir) if n_present > 1 else 0.0
+            # rows only ever reference present labels, so inf never reaches the kernel sums
+            safe_ir = np.where(present, ir, 1.0)
+            scumble = float(K.row_imbalance(self._offsets, self._indices, safe_ir).mean())
+        else:
+            ir = np.full(L, np.inf)
+            mean_ir = max_ir = cvir = scumble = float("nan")
+        qs = (0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0)
+        qv = np.quantile(counts, qs) if L else np.zeros(len(qs))
+        names = ("min", "p1", "p25", "median", "p75", "p99", "max")
+        prev = counts / n
+        return LabelStats(
+            n_examples=n, n_labels=L, nnz=self.nnz,
+            cardinality=float(self.nnz / n), density=float(self.nnz / (n * L)) if L else 0.0,
+            empty_examples=int((lengths == 0).sum()), empty_labels=int(L - n_present),
+            prevalence_min=float(prev.min()) if L else 0.0,
+            prevalence_max=float(prev.max()) if L else 0.0,
+            label_count_quantiles={k: float(v) for k, v in zip(names, qv)},
+            ir_per_label=_readonly(ir), mean_ir=mean_ir, max_ir=max_ir, cvir=cvir,
+            scumble=scumble,
+        )
+
+
+def _meta_n_labels(field: "pa.Field") -> int | None:
+    meta = field.metadata or {}
+    raw = meta.get(b"longtail.n_labels")
+    return int(raw) if raw is not None else None
+
+
+def _reopen(path: str, column: str) -> LabelMatrix:
+    return LabelMatrix.open(path, column, validate=False)
+
+
+def _from_trusted_arrays(offsets: np.ndarray, indices: np.ndarray, n_labels: int) -> LabelMatrix:
+    return LabelMatrix._trusted(offsets, indices, n_labels)
