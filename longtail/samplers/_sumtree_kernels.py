@@ -1,0 +1,452 @@
+"""Numba kernels of :class:`~longtail.samplers.SumTree` and :class:`HardExampleSampler`.
+
+Tree layout
+-----------
+A tree over ``capacity`` leaves is one ``float64[2 * size]`` array, ``size`` the smallest
+power of two >= max(capacity, 2): node ``1`` is the root, node ``k`` has children ``2k`` and
+``2k + 1``, leaf ``i`` is node ``size + i`` and the ``size - capacity`` padding leaves stay
+0 (slot 0 is unused). A parent is always *recomputed* as ``left + right`` (never
+incremented by a delta), so every inner node is a pure function of the leaves: no drift,
+and a tree rebuilt from its leaves is bitwise equal to one updated step by step (what
+makes resume and DDP replicas exact).
+
+Every kernel is serial (``parallel=False``: samplers run in the main process next to
+fork-started DataLoader workers) and takes its randomness from ``longtail._rng``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, uint64
+
+from longtail._rng import rng_below, rng_init, rng_shuffle, rng_uniform
+
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+# ---------------------------------------------------------------------------------------
+# seeds
+# ---------------------------------------------------------------------------------------
+@njit(cache=True)
+def mix_seed(base, counter):
+    """A 64-bit seed for draw number ``counter`` of a stream whose seed is ``base``.
+
+    ``splitmix64(base + counter * golden)``: a bijective hash of the counter, so the
+    per-step streams are unrelated; ``base`` comes from :func:`longtail._rng.derive_seed`
+    (``SeedSequence``, ~10 us) once per sampler, this costs nanoseconds per step.
+    """
+    z = uint64(base) + uint64(counter) * uint64(_GOLDEN)
+    z = (z ^ (z >> uint64(30))) * uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> uint64(27))) * uint64(0x94D049BB133111EB)
+    return z ^ (z >> uint64(31))
+
+
+# ---------------------------------------------------------------------------------------
+# the sum tree
+# ---------------------------------------------------------------------------------------
+@njit(cache=True)
+def tree_build(tree, size):
+    """Recompute every inner node from the leaves (O(size))."""
+    for k in range(size - 1, 0, -1):
+        tree[k] = tree[2 * k] + tree[2 * k + 1]
+
+
+@njit(cache=True)
+def tree_propagate(tree, size, idx):
+    """Recompute the ancestors of leaves ``idx`` (any order, duplicates allowed).
+
+    Level by level, one pass over the batch per level (the loads of a level are
+    independent, so their cache misses overlap). From the first level with at most
+    ``len(idx)`` nodes up, the whole level is recomputed once, so the ancestors the
+    batch shares (the top of the tree) are computed once per batch, not once per leaf.
+    Below it two leaves rarely share a parent; when they do it is simply recomputed
+    twice (idempotent: a node is always ``left + right``). This measured 2x faster than
+    sorting the batch to deduplicate every level (sort and branches cost more than the
+    few repeated sums).
+    """
+    k = idx.shape[0]
+    if k == 0:
+        return
+    node = idx + size
+    s = size
+    while s > 1:
+        s >>= 1
+        if s <= k:
+            for p in range(2 * s - 1, 0, -1):
+                tree[p] = tree[2 * p] + tree[2 * p + 1]
+            return
+        for j in range(k):
+            p = node[j] >> 1
+            node[j] = p
+            tree[p] = tree[2 * p] + tree[2 * p + 1]
+
+
+@njit(cache=True)
+def tree_propagate_range(tree, size, lo, hi):
+    """Recompute the ancestors of the contiguous leaves ``[lo, hi)`` (no sort needed)."""
+    if hi <= lo:
+        return
+    a = (lo + size) >> 1
+    b = (hi - 1 + size) >> 1
+    while True:
+        for p in range(a, b + 1):
+            tree[p] = tree[2 * p] + tree[2 * p + 1]
+        if a <= 1:
+            break
+        a >>= 1
+        b >>= 1
+
+
+@njit(cache=True)
+def tree_set(tree, size, idx, values):
+    """Write ``values`` at leaves ``idx`` in order (last write wins) and fix the sums."""
+    for j in range(idx.shape[0]):
+        tree[size + idx[j]] = values[j]
+    tree_propagate(tree, size, idx)
+
+
+@njit(cache=True)
+def tree_descend(tree, size, mass, out, offset):
+    """Prefix-sum search for every ``mass[j]`` in ``[0, root)``, all draws together.
+
+    One level at a time over all draws: the loads of one level are independent, so the
+    CPU overlaps their cache misses (what makes a batch of 256 cost far less than 256
+    single descents). Writes leaf ids to ``out[offset + j]``; ``mass`` is clobbered.
+
+    Guard: a child with zero sum is never entered (when rounding pushes the mass past the
+    left sum and the right sum is 0, the draw stays left). Since a parent is ``left +
+    right`` of non-negative numbers, a positive node always has a positive child, so a
+    descent from a positive root ends on a positive leaf: never a zero-priority (or
+    padding) leaf, whatever the rounding.
+    """
+    k = mass.shape[0]
+    node = np.ones(k, dtype=np.int64)
+    s = size
+    while s > 1:
+        for j in range(k):
+            c = node[j] << 1
+            left = tree[c]
+            m = mass[j]
+            # branch-free (the direction is a coin flip: a branch would mispredict)
+            go = (m >= left) & (tree[c + 1] > 0.0)
+            node[j] = c + np.int64(go)
+            mass[j] = m - (left if go else 0.0)
+        s >>= 1
+    for j in range(k):
+        out[offset + j] = node[j] - size
+
+
+@njit(cache=True)
+def tree_find(tree, size, mass):
+    """Leaf ids for given masses (prefix-sum search with the zero guard)."""
+    m = mass.copy()
+    out = np.empty(m.shape[0], dtype=np.int64)
+    tree_descend(tree, size, m, out, 0)
+    return out
+
+
+@njit(cache=True)
+def tree_sample(tree, size, k, seed):
+    """``k`` independent draws with probability ``leaf / root`` (root must be > 0)."""
+    state = rng_init(seed)
+    total = tree[1]
+    mass = np.empty(k, dtype=np.float64)
+    for j in range(k):
+        mass[j] = rng_uniform(state) * total
+    out = np.empty(k, dtype=np.int64)
+    tree_descend(tree, size, mass, out, 0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# HardExampleSampler: one draw step
+# ---------------------------------------------------------------------------------------
+@njit(cache=True)
+def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
+                tu, tb, prio, flight, factor, ring, ring_step, idx_out, w_out, q_out):
+    """Draw the global batch of step ``step`` and mark it in flight.
+
+    ``kh`` / ``kb`` / ``ku`` draws come from the hard tree, the base tree and the uniform
+    distribution; every draw gets ``q`` = the mixture probability
+    ``kh/B * leaf/H + kb/B * base/Bt + ku/B / n`` (B = kh + kb + ku) and the importance
+    weight ``(p_target / q) ** beta``, p_target = ``tu / n + tb * base / Bt`` (the non-hard
+    part of the mix), normalised over the batch by ``norm`` (0 none, 1 max, 2 mean).
+    The batch is shuffled (so rank slices mix the sources), then every drawn example's
+    leaf becomes ``prio * factor`` until its update arrives or ``ring.shape[0] - 1``
+    further steps pass. Returns 1 when the hard source drew uniformly (every priority 0).
+    """
+    bg = kh + kb + ku
+    hard_uniform = 0
+    if kh > 0 and not (tree[1] > 0.0):
+        # every priority is 0 or in flight: lift the in-flight marks first
+        changed = False
+        for i in range(n):
+            if flight[i] >= 0:
+                flight[i] = -1
+                tree[size + i] = prio[i]
+                changed = True
+        if changed:
+            tree_build(tree, size)
+        if not (tree[1] > 0.0):
+            hard_uniform = 1
+    total_h = tree[1]
+    total_b = btree[1]
+    state = rng_init(mix_seed(seed, step))
+
+    idx = np.empty(bg, dtype=np.int64)
+    if kh > 0:
+        if hard_uniform:
+            for j in range(kh):
+                idx[j] = rng_below(state, n)
+        else:
+            mass = np.empty(kh, dtype=np.float64)
+            for j in range(kh):
+                mass[j] = rng_uniform(state) * total_h
+            tree_descend(tree, size, mass, idx, 0)
+    if kb > 0:
+        mass = np.empty(kb, dtype=np.float64)
+        for j in range(kb):
+            mass[j] = rng_uniform(state) * total_b
+        tree_descend(btree, bsize, mass, idx, kh)
+    for j in range(kh + kb, bg):
+        idx[j] = rng_below(state, n)
+
+    fh = kh / bg
+    fb = kb / bg
+    fu = ku / bg
+    inv_n = 1.0 / n
+    w = np.empty(bg, dtype=np.float64)
+    q = np.empty(bg, dtype=np.float64)
+    wmax = 0.0
+    wsum = 0.0
+    use_base = tb > 0.0 or kb > 0
+    for j in range(bg):
+        i = idx[j]
+        qj = fu * inv_n
+        pt = tu * inv_n
+        if kh > 0:
+            if hard_uniform:
+                qj += fh * inv_n
+            else:
+                qj += fh * (tree[size + i] / total_h)
+        if use_base:
+            pb = btree[bsize + i] / total_b
+            qj += fb * pb
+            pt += tb * pb
+        q[j] = qj
+        r = pt / qj
+        if beta == 1.0:
+            wj = r
+        elif beta == 0.0:
+            wj = 1.0
+        else:
+            wj = r ** beta
+        w[j] = wj
+        wsum += wj
+        if wj > wmax:
+            wmax = wj
+    scale = 1.0
+    if norm == 1 and wmax > 0.0:
+        scale = 1.0 / wmax
+    elif norm == 2 and wsum > 0.0:
+        scale = bg / wsum
+
+    # shuffle (the sources were drawn in blocks) while writing the outputs
+    perm = np.arange(bg)
+    rng_shuffle(state, perm)
+    for j in range(bg):
+        t = perm[j]
+        idx_out[j] = idx[t]
+        q_out[j] = q[t]
+        w_out[j] = w[t] * scale
+
+    # in flight: mark this batch, expire the one drawn ring.shape[0] - 1 steps ago
+    slots = ring.shape[0]
+    if slots > 1:
+        changed_idx = np.empty(2 * bg, dtype=np.int64)
+        nc = 0
+        for j in range(bg):
+            i = idx_out[j]
+            flight[i] = step
+            v = prio[i] * factor
+            if tree[size + i] != v:
+                tree[size + i] = v
+                changed_idx[nc] = i
+                nc += 1
+        slot = step % slots
+        for j in range(bg):
+            ring[slot, j] = idx_out[j]
+        ring_step[slot] = step
+        old = (step + 1) % slots
+        old_step = ring_step[old]
+        if old_step >= 0 and old_step == step - (slots - 1):
+            for j in range(bg):
+                i = ring[old, j]
+                if flight[i] == old_step:
+                    flight[i] = -1
+                    v = prio[i]
+                    if tree[size + i] != v:
+                        tree[size + i] = v
+                        changed_idx[nc] = i
+                        nc += 1
+            ring_step[old] = -1
+        tree_propagate(tree, size, changed_idx[:nc])
+    return hard_uniform
+
+
+# ---------------------------------------------------------------------------------------
+# HardExampleSampler: feedback
+# ---------------------------------------------------------------------------------------
+@njit(cache=True)
+def _bisect(a, length, x, right):
+    lo = 0
+    hi = length
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x or (right and a[mid] == x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def replay_priorities(idx, loss, kind, alpha, eps, pressure, baseline, has_baseline,
+                      hist, ref, hstate, max_value):
+    """Priorities for reported losses; ``None``-free error signalling via the return.
+
+    kind 0 ``loss``: ``(max(loss - baseline, 0) + eps) ** alpha``.
+    kind 1 ``rank`` (Loshchilov & Hutter 2015): ``pressure ** (pct - 1)``, i.e.
+    ``exp(-ln(pressure) * rank / N)`` with the rank estimated as ``N * (1 - pct)``.
+    kind 2 ``percentile`` (Selective-Backprop, Jiang et al. 2019): ``(pct + eps) ** alpha``.
+    ``pct`` is the mid-rank percentile of the loss among a sorted snapshot ``ref`` of the
+    last ``hist.shape[0]`` reported losses, re-sorted once ``hstate[3]`` new losses have
+    arrived (``hstate`` = [write position, count, new since refresh, refresh every,
+    snapshot length]). Returns the priorities, or an empty array when one is not finite or
+    exceeds ``max_value`` (nothing has been changed then).
+    """
+    b = idx.shape[0]
+    x = np.empty(b, dtype=np.float64)
+    for j in range(b):
+        v = loss[j]
+        if has_baseline:
+            v = v - baseline[idx[j]]
+        x[j] = v
+    p = np.empty(b, dtype=np.float64)
+    if kind == 0:
+        for j in range(b):
+            v = x[j]
+            if v < 0.0:
+                v = 0.0
+            pj = (v + eps) ** alpha
+            if not (pj <= max_value):
+                return np.empty(0, dtype=np.float64)
+            p[j] = pj
+        return p
+    # rank / percentile: update the history, maybe re-sort the snapshot
+    h = hist.shape[0]
+    for j in range(b):
+        hist[hstate[0]] = x[j]
+        hstate[0] = (hstate[0] + 1) % h
+        if hstate[1] < h:
+            hstate[1] += 1
+    hstate[2] += b
+    if hstate[4] == 0 or hstate[2] >= hstate[3]:
+        cnt = hstate[1]
+        srt = np.sort(hist[:cnt])
+        for j in range(cnt):
+            ref[j] = srt[j]
+        hstate[4] = cnt
+        hstate[2] = 0
+    length = hstate[4]
+    log_p = np.log(pressure)
+    for j in range(b):
+        lo = _bisect(ref, length, x[j], False)
+        hi = _bisect(ref, length, x[j], True)
+        pct = 0.5 * (lo + hi) / length
+        if kind == 1:
+            p[j] = np.exp(log_p * (pct - 1.0))
+        else:
+            p[j] = (pct + eps) ** alpha
+    return p
+
+
+@njit(cache=True)
+def replay_apply(tree, size, n, idx, p, prio, raw, last, flight, factor, step,
+                 stats, sweep, half_life):
+    """Apply new priorities ``p`` at ``idx`` (in order: last write wins), then sweep.
+
+    ``stats`` = [max raw priority, running mean, cumulative count, updates applied].
+    The running mean is the mean of each update's priorities averaged with weight
+    ``b / min(n, cumulative count)`` (a cumulative mean for the first n reports, then an
+    exponential average over about one pass of the data).
+
+    Sweep (``sweep`` = [position, chunk]): each call also revisits ``chunk`` leaves
+    cyclically; an example never reported gets the largest priority reported so far
+    (PER's rule: unseen examples come first), a reported one decays toward the running
+    mean, ``prio = mean + (raw - mean) * 2 ** (-age / half_life)`` with ``age`` the
+    steps since its report (no decay when ``half_life <= 0``). The first update sets
+    every unseen example at once (O(n), once).
+    """
+    b = idx.shape[0]
+    if b > 0:
+        pmax = stats[0]
+        psum = 0.0
+        for j in range(b):
+            i = idx[j]
+            v = p[j]
+            raw[i] = v
+            prio[i] = v
+            last[i] = step
+            flight[i] = -1
+            tree[size + i] = v
+            psum += v
+            if v > pmax:
+                pmax = v
+        stats[0] = pmax
+        stats[2] += b
+        denom = stats[2]
+        if denom > n:
+            denom = n
+        rate = b / denom
+        if rate > 1.0:
+            rate = 1.0
+        stats[1] += (psum / b - stats[1]) * rate
+    first = stats[3] == 0 and b > 0
+    if b > 0:
+        stats[3] += 1
+    if first:
+        for i in range(n):
+            if last[i] < 0:
+                prio[i] = stats[0]
+                tree[size + i] = stats[0] * factor if flight[i] >= 0 else stats[0]
+        tree_build(tree, size)
+        return
+    tree_propagate(tree, size, idx)
+    if stats[3] == 0:
+        return
+    pos = sweep[0]
+    chunk = sweep[1]
+    if chunk <= 0:
+        return
+    if chunk > n:
+        chunk = n
+    mean = stats[1]
+    end = pos + chunk
+    for seg in range(2):
+        if seg == 0:
+            lo = pos
+            hi = end if end < n else n
+        else:
+            lo = 0
+            hi = end - n if end > n else 0
+        for i in range(lo, hi):
+            if last[i] < 0:
+                v = stats[0]
+            elif half_life > 0.0 and last[i] < step:
+                v = mean + (raw[i] - mean) * np.exp2(-(step - last[i]) / half_life)
+            else:
+                v = raw[i] if half_life > 0.0 else prio[i]
+            prio[i] = v
+            tree[size + i] = v * factor if flight[i] >= 0 else v
+        tree_propagate_range(tree, size, lo, hi)
+    sweep[0] = end % n
