@@ -97,3 +97,13 @@ def test_bad_arguments():
         make_long_tail("small", mean_labels=100)
     with pytest.raises(ValueError, match="seed"):
         make_long_tail("small", seed=-1)
+
+
+def test_extreme_preset_shape_scaled_down():
+    # the extreme preset (3M x 670k) at a tenth of its size, same examples-per-label ratio
+    d = make_long_tail("extreme", seed=0, n_examples=300_000, n_labels=67_000)
+    counts = d.labels.label_counts()
+    assert d.labels.stats().cardinality == pytest.approx(5.0, rel=0.03)
+    assert (counts < 10).mean() > 0.5  # most labels have fewer than 10 examples
+    assert counts.max() > 10_000  # Zipf head
+    assert d.features.shape == (300_000, 32)
