@@ -1,0 +1,786 @@
+"""Hard-example replay: draw batches with priority by per-example loss (online hard
+example mining at the data-loading level).
+
+The training loop reports each example's loss with :meth:`HardExampleSampler.update`;
+later batches are a fixed mix of draws from three sources -- *hard* (a float64 sum tree
+over priorities derived from the losses), *base* (any static weights, e.g. from
+``longtail.sample_weights``) and *uniform* -- and every drawn example carries its exact
+draw probability ``q(i)`` and an importance weight that keeps the gradient honest.
+Prior art: OHEM (Shrivastava et al. 2016), prioritized replay (Schaul et al. 2016),
+online batch selection by rank (Loshchilov & Hutter 2015), Selective-Backprop (Jiang et
+al. 2019).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+from typing import Any, Iterator, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+from torch.utils.data import Sampler
+
+from longtail._rng import derive_seed
+from longtail.datasets.index_batch import IndexBatch
+from longtail.samplers import _sumtree_kernels as _k
+from longtail.samplers._common import check_positive_int, check_seed, resolve_replicas
+from longtail.samplers.sumtree import _tree_size
+
+__all__ = ["HardExampleSampler"]
+
+_KINDS = {"loss": 0, "rank": 1, "percentile": 2}
+_NORMS = {"none": 0, "max": 1, "mean": 2}
+_STREAM_DRAW = 0x48415244  # "HARD"
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+def _per_example_loss(losses: Any, reduction: str, targets: Any = None) -> Any:
+    """Reduce a ``[B, C]`` loss to ``[B]``: ``longtail.losses.per_example_loss`` when it
+    exists, else the same reductions computed here (``mean``, ``sum``, ``max``)."""
+    if importlib.util.find_spec("longtail.losses") is not None:
+        from longtail import losses as _losses
+
+        fn = getattr(_losses, "per_example_loss", None)
+        if fn is not None:
+            if isinstance(losses, np.ndarray):
+                import torch
+
+                return fn(torch.from_numpy(losses), targets=targets, reduction=reduction)
+            return fn(losses, targets=targets, reduction=reduction)
+    if reduction not in ("mean", "sum", "max"):
+        raise ValueError(
+            f"loss_reduction={reduction!r} needs longtail.losses.per_example_loss; "
+            "available here: 'mean', 'sum', 'max'"
+        )
+    if isinstance(losses, np.ndarray):
+        return getattr(np, reduction)(losses, axis=1)
+    if reduction == "max":
+        return losses.amax(dim=1)
+    return getattr(losses, reduction)(dim=1)
+
+
+def _check_fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return v
+
+
+def _check_real(name: str, value: Any, *, low: float, low_open: bool = False,
+                high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if v < low or (low_open and v == low) or v > high:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
+    return v
+
+
+def _check_array(name: str, values: Any, n: int, *, nonneg: bool) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be a real array, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if nonneg:
+        bad |= arr < 0
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        what = "finite and >= 0" if nonneg else "finite"
+        raise ValueError(f"{name} must be {what}; {name}[{pos}] = {arr[pos]!r}")
+    return arr
+
+
+def _split_counts(total: int, fractions: list[float]) -> list[int]:
+    """Integer counts summing to ``total`` closest to ``fractions * total`` (largest
+    remainder; ties go to the earlier source)."""
+    raw = [f * total for f in fractions]
+    counts = [int(math.floor(r + 1e-9)) for r in raw]
+    rest = total - sum(counts)
+    order = sorted(range(len(raw)), key=lambda s: (-(raw[s] - counts[s]), s))
+    for s in order[:max(rest, 0)]:
+        counts[s] += 1
+    return counts
+
+
+class HardExampleSampler(Sampler[IndexBatch]):
+    """Batch sampler that replays hard examples, with loss feedback from training.
+
+    Each global batch (``batch_size * num_replicas`` draws, with replacement) is a fixed
+    mix: ``k_h`` draws from the *hard* source (probability proportional to a priority
+    derived from the example's last reported loss), ``k_b`` from the *base* weights and
+    ``k_u`` uniform, ``k_* = round(fraction * global batch)`` (largest remainder; the
+    effective fractions ``k_* / global batch`` are in :attr:`fractions`). Every draw knows
+    its exact probability, the mixture
+
+        ``q(i) = k_h/B * prio(i)/sum(prio) + k_b/B * base(i)/sum(base) + k_u/B / n``
+
+    (the probability that a random slot of the batch holds ``i``), and gets the
+    importance weight ``w = (p_target(i) / q(i)) ** beta``, where ``p_target`` is the
+    non-hard part of the mix renormalised (``k_u`` and ``k_b`` shares of uniform and
+    base; the base weights alone, or uniform, when every draw is hard). With ``beta = 1``
+    the weighted loss is an unbiased estimate of the loss under ``p_target``. Weights are
+    normalised over the *global* batch: ``"max"`` divides by the batch maximum (as in
+    PER, so ``w <= 1``), ``"mean"`` by the batch mean, ``"none"`` leaves them.
+
+    **Weights travel with the batch.** The sampler yields
+    :class:`~longtail.datasets.IndexBatch` objects: a list of int indices with
+    ``extras = {"index": int64[B], "weight": float32[B], "prob": float64[B]}`` computed
+    at draw time. The extras are pickled with the indices into the worker that fetches
+    the batch and come back collated with it (``ArrowDataset`` appends them as a fourth
+    element; other datasets: ``with_extras(dataset)`` plus
+    ``collate_fn=collate_with_extras``). So however many batches workers prefetch (the
+    sampler runs ``num_workers * prefetch_factor`` batches ahead of training), each batch
+    has exactly the weights it was drawn with; nothing is looked up later.
+
+    **Priority** (``priority=``), from the loss minus the optional per-example
+    ``baseline`` (e.g. a reference model's loss), clipped at 0:
+
+    * ``"loss"``: ``(loss + eps) ** alpha`` (PER / OHEM);
+    * ``"rank"`` (Loshchilov & Hutter 2015): ``selection_pressure ** (pct - 1)``, i.e.
+      ``exp(-ln(s) * rank / N)`` -- the hardest example is ``s`` times as likely as the
+      easiest; the rank is estimated as ``N * (1 - pct)``;
+    * ``"percentile"`` (Selective-Backprop): ``(pct + eps) ** alpha``;
+
+    where ``pct`` is the loss's mid-rank percentile among a sorted snapshot of the last
+    ``history`` reported losses, re-sorted every ``history // 4`` reports (O(B log H) per
+    update instead of re-ranking all ``n`` examples).
+
+    **Unseen examples** have, from the first update on, the largest priority reported so
+    far (PER's rule: they come before any seen example); before the first update every
+    priority is 1 (the hard source is uniform).
+
+    **Staleness.** Each :meth:`update` also revisits the next ``ceil(n / (len(self) //
+    4))`` examples cyclically (so every example about 4 times per epoch), setting a
+    reported example's priority to ``m + (p_reported - m) * 2 ** (-age / half_life)``:
+    ``age`` is the number of global steps since its report, ``m`` the running mean of
+    reported priorities (mean of each update's priorities, averaged with weight
+    ``b / min(n, reports so far)``). ``staleness_half_life`` is in steps, ``"epoch"``
+    (default) for ``len(self)``, ``None`` to disable.
+
+    **In flight.** A drawn example's hard priority is multiplied by
+    ``in_flight_factor`` (default 0: not hard-drawn again) from the moment it is drawn
+    until its loss comes back through :meth:`update`, or at most ``in_flight_timeout``
+    further steps (for batches whose loss is never reported). Draw probabilities and
+    weights always use the priorities in force at draw time, so the weights stay exact.
+    If every priority is 0 or in flight when a hard draw is due, the marks are lifted
+    first; if every priority is still 0 the hard source draws uniformly.
+
+    **DDP.** Every rank keeps an identical tree: :meth:`update` all-gathers indices
+    (int64) and losses (float32) from all ranks and applies them in rank order (last
+    write wins within a rank, higher ranks after lower ones). Every rank draws the same
+    global batch from ``(seed, step)`` and takes its slice ``[rank * B, (rank + 1) * B)``:
+    no communication when sampling. This needs every rank to interleave draws and
+    updates the same way, which holds with the same DataLoader settings on every rank
+    (the DataLoader advances the batch sampler at fixed points: ``num_workers *
+    prefetch_factor`` batches at the start of an epoch, then one per batch returned).
+    :meth:`digest` gives a fingerprint of the tree to check.
+
+    Parameters
+    ----------
+    n : int
+        Number of examples.
+    batch_size : int
+        Examples per batch on each rank.
+    hard_fraction : float
+        Share of each batch drawn by priority.
+    base_weights : array_like, optional
+        float64 ``[n]``, finite, >= 0, not all zero (e.g. ``longtail.sample_weights``).
+    base_fraction : float, optional
+        Share drawn from ``base_weights``; default ``1 - hard_fraction`` when weights are
+        given, else 0. The uniform share is ``1 - hard_fraction - base_fraction``.
+    priority : {"loss", "rank", "percentile"}
+        How a loss becomes a priority (above).
+    alpha, eps : float
+        Exponent and offset of ``"loss"`` / ``"percentile"`` priorities (PER: 0.6, 1e-6).
+    beta : float
+        Importance-weight exponent (settable: anneal it toward 1 during training).
+    selection_pressure : float
+        Ratio of largest to smallest ``"rank"`` priority (> 1).
+    history : int
+        Reported losses kept for ``"rank"`` / ``"percentile"`` (at most ``n``).
+    baseline : array_like, optional
+        float ``[n]`` subtracted from each reported loss first.
+    normalize : {"max", "mean", "none"}
+        Normalisation of the importance weights over the global batch.
+    staleness_half_life : float, "epoch" or None
+        Steps after which a reported priority is half way back to the running mean.
+    in_flight_factor : float
+        Multiplier in [0, 1] of a drawn example's hard priority until its loss returns.
+    in_flight_timeout : int
+        Steps after which an unreported in-flight mark is lifted (0: no marks).
+    loss_reduction : str
+        Reduction of ``[B, C]`` losses passed to :meth:`update`
+        (``longtail.losses.per_example_loss``).
+    seed : int
+        Base seed; step ``s`` draws from the stream ``(seed, s)``.
+    num_replicas, rank : int, optional
+        Distributed layout; default to the initialised ``torch.distributed`` group.
+
+    Example
+    -------
+    The obvious training loop (any loss giving one value per example works;
+    ``[B, C]`` element-wise losses are reduced with ``loss_reduction``):
+
+    >>> import torch
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from longtail.datasets.index_batch import with_extras, collate_with_extras
+    >>> x, y = torch.randn(100, 8), (torch.rand(100, 5) < 0.2).float()
+    >>> sampler = HardExampleSampler(100, batch_size=16, hard_fraction=0.5, seed=0)
+    >>> loader = DataLoader(with_extras(TensorDataset(x, y)), batch_sampler=sampler,
+    ...                     collate_fn=collate_with_extras)
+    >>> model = torch.nn.Linear(8, 5)
+    >>> for xb, yb, extras in loader:
+    ...     logits = model(xb)
+    ...     # losses = longtail.losses.asymmetric_loss(logits, yb, reduction="sample")
+    ...     losses = torch.nn.functional.binary_cross_entropy_with_logits(
+    ...         logits, yb, reduction="none")               # [B, C]: reduced inside update
+    ...     (extras["weight"] * losses.mean(1)).mean().backward()
+    ...     sampler.update(extras["index"], losses.detach())
+    >>> len(sampler), sampler.step
+    (7, 7)
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        hard_fraction: float = 0.5,
+        base_weights: ArrayLike | None = None,
+        base_fraction: float | None = None,
+        priority: Literal["loss", "rank", "percentile"] = "loss",
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        eps: float = 1e-6,
+        selection_pressure: float = 100.0,
+        history: int = 4096,
+        baseline: ArrayLike | None = None,
+        normalize: Literal["max", "mean", "none"] = "max",
+        staleness_half_life: float | str | None = "epoch",
+        in_flight_factor: float = 0.0,
+        in_flight_timeout: int = 128,
+        loss_reduction: str = "mean",
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        self.n = check_positive_int("n", n)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.seed = check_seed(seed)
+        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
+        if priority not in _KINDS:
+            raise ValueError(f"priority must be one of {sorted(_KINDS)}, got {priority!r}")
+        self.priority = priority
+        if normalize not in _NORMS:
+            raise ValueError(f"normalize must be one of {sorted(_NORMS)}, got {normalize!r}")
+        self.normalize = normalize
+        self.alpha = _check_real("alpha", alpha, low=0.0, high=1e6)
+        self._beta = _check_real("beta", beta, low=0.0, high=1e6)
+        self.eps = _check_real("eps", eps, low=0.0, high=1e300)
+        self.selection_pressure = _check_real("selection_pressure", selection_pressure,
+                                              low=1.0, low_open=True, high=1e300)
+        self.in_flight_factor = _check_fraction("in_flight_factor", in_flight_factor)
+        if isinstance(in_flight_timeout, bool) or not isinstance(in_flight_timeout, (int, np.integer)) \
+                or in_flight_timeout < 0:
+            raise ValueError(f"in_flight_timeout must be an integer >= 0, got {in_flight_timeout!r}")
+        self.in_flight_timeout = int(in_flight_timeout)
+        self.loss_reduction = str(loss_reduction)
+
+        # sources
+        h = _check_fraction("hard_fraction", hard_fraction)
+        if base_weights is not None:
+            self._base = _check_array("base_weights", base_weights, self.n, nonneg=True)
+            if not self._base.sum() > 0:
+                raise ValueError("base_weights must not be all zero")
+            if not np.isfinite(self._base.sum()):
+                raise ValueError("base_weights sum to infinity: rescale them")
+            b = 1.0 - h if base_fraction is None else _check_fraction("base_fraction", base_fraction)
+        else:
+            self._base = None
+            if base_fraction not in (None, 0, 0.0):
+                raise ValueError(f"base_fraction={base_fraction!r} needs base_weights")
+            b = 0.0
+        if h + b > 1.0 + 1e-12:
+            raise ValueError(
+                f"hard_fraction + base_fraction must be <= 1, got {h} + {b} = {h + b}"
+            )
+        u = max(0.0, 1.0 - h - b)
+        self.global_batch = self.batch_size * self.num_replicas
+        self._kh, self._kb, self._ku = _split_counts(self.global_batch, [h, b, u])
+        nonhard = self._kb + self._ku
+        if nonhard > 0:
+            self._tu, self._tb = self._ku / nonhard, self._kb / nonhard
+        elif self._base is not None:
+            self._tu, self._tb = 0.0, 1.0
+        else:
+            self._tu, self._tb = 1.0, 0.0
+
+        self.baseline = None if baseline is None else _check_array("baseline", baseline, self.n,
+                                                                   nonneg=False)
+        if isinstance(history, bool) or not isinstance(history, (int, np.integer)) or history < 1:
+            raise ValueError(f"history must be a positive integer, got {history!r}")
+        self.history = int(min(history, self.n))
+
+        epoch_len = len(self)
+        if staleness_half_life == "epoch":
+            self.staleness_half_life: float | None = float(epoch_len)
+        elif staleness_half_life is None:
+            self.staleness_half_life = None
+        else:
+            self.staleness_half_life = _check_real("staleness_half_life", staleness_half_life,
+                                                   low=0.0, low_open=True, high=1e300)
+        self._sweep_chunk = -(-self.n // max(1, epoch_len // 4))
+
+        self._base_seed = np.uint64(derive_seed(self.seed, _STREAM_DRAW))
+        self._size = _tree_size(self.n)
+        self._max_value = _FLOAT_MAX / (2 * self._size)
+        if self._base is not None:
+            if self._base.max() > _FLOAT_MAX / (2 * self._size):
+                raise ValueError("base_weights are too large: rescale them")
+            self._bsize = self._size
+            self._btree = np.zeros(2 * self._bsize, dtype=np.float64)
+            self._btree[self._bsize:self._bsize + self.n] = self._base
+            _k.tree_build(self._btree, self._bsize)
+        else:
+            self._bsize = 2
+            self._btree = np.zeros(4, dtype=np.float64)
+        self.epoch = 0
+        self._yielded = 0
+        self._resume_at = 0
+        self._reset_state()
+
+    # ------------------------------------------------------------------------------
+    # state
+    # ------------------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        n = self.n
+        self._step = 0
+        self._tree = np.zeros(2 * self._size, dtype=np.float64)
+        self._prio = np.ones(n, dtype=np.float64)
+        self._raw = np.zeros(n, dtype=np.float64)
+        self._last = np.full(n, -1, dtype=np.int64)
+        self._flight = np.full(n, -1, dtype=np.int64)
+        self._tree[self._size:self._size + n] = 1.0
+        _k.tree_build(self._tree, self._size)
+        slots = self.in_flight_timeout + 1 if self.in_flight_timeout > 0 else 1
+        self._ring = np.zeros((slots, self.global_batch), dtype=np.int64)
+        self._ring_step = np.full(slots, -1, dtype=np.int64)
+        # [max reported priority, running mean, reports so far, updates applied]
+        self._stats = np.zeros(4, dtype=np.float64)
+        self._sweep = np.array([0, self._sweep_chunk], dtype=np.int64)
+        h = self.history
+        self._hist = np.zeros(h, dtype=np.float64)
+        self._ref = np.zeros(h, dtype=np.float64)
+        # [write position, count, new since refresh, refresh every, snapshot length]
+        self._hstate = np.array([0, 0, 0, max(1, h // 4), 0], dtype=np.int64)
+
+    @property
+    def beta(self) -> float:
+        """Importance-weight exponent (set it to anneal toward 1)."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        self._beta = _check_real("beta", value, low=0.0, high=1e6)
+
+    @property
+    def step(self) -> int:
+        """Global batches drawn so far (the draw of step ``s`` uses stream ``(seed, s)``)."""
+        return self._step
+
+    @property
+    def fractions(self) -> dict[str, float]:
+        """Effective shares of the global batch: ``{"hard", "base", "uniform"}``."""
+        g = self.global_batch
+        return {"hard": self._kh / g, "base": self._kb / g, "uniform": self._ku / g}
+
+    @property
+    def priorities(self) -> np.ndarray:
+        """Current hard-source priorities (in-flight reduction included), a copy."""
+        return self._tree[self._size:self._size + self.n].copy()
+
+    @property
+    def in_flight(self) -> np.ndarray:
+        """Boolean mask of examples drawn and not reported yet (nor timed out)."""
+        return self._flight >= 0
+
+    def probabilities(self) -> np.ndarray:
+        """Draw probability ``q`` of every example for the next draw, float64 ``[n]``.
+
+        Exactly what the next batch's ``extras["prob"]`` reports for the examples it
+        holds (the batch's own in-flight marks apply from the draw after it).
+        """
+        g = self.global_batch
+        q = np.full(self.n, (self._ku / g) / self.n)
+        if self._kh:
+            total = self._tree[1]
+            if total > 0:
+                q += (self._kh / g) * self._tree[self._size:self._size + self.n] / total
+            elif not (self._prio > 0).any():
+                q += (self._kh / g) / self.n
+            else:  # every positive priority is in flight: the marks will be lifted
+                q += (self._kh / g) * self._prio / self._prio.sum()
+        if self._kb:
+            q += (self._kb / g) * self._base / self._btree[1]
+        return q
+
+    def target_probabilities(self) -> np.ndarray:
+        """``p_target``, the non-hard part of the mix, float64 ``[n]``."""
+        p = np.full(self.n, self._tu / self.n)
+        if self._tb:
+            p += self._tb * self._base / self._btree[1]
+        return p
+
+    def digest(self) -> str:
+        """Hex fingerprint of the sampler state (tree, marks, step) for replica checks."""
+        h = hashlib.sha1()
+        for arr in (self._tree, self._prio, self._raw, self._last, self._flight, self._stats):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(str(self._step).encode())
+        return h.hexdigest()
+
+    # ------------------------------------------------------------------------------
+    # drawing
+    # ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Batches per epoch: ``ceil(n / (batch_size * num_replicas))``."""
+        return -(-self.n // (self.batch_size * self.num_replicas))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` (its first ``iter()`` yields ``len(self)`` batches).
+
+        Draws depend on ``(seed, step)``, steps keep counting across epochs.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        if int(epoch) != self.epoch:
+            self._resume_at = 0
+            self._yielded = 0
+        self.epoch = int(epoch)
+
+    def _draw_global(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        g = self.global_batch
+        idx = np.empty(g, dtype=np.int64)
+        w = np.empty(g, dtype=np.float32)
+        q = np.empty(g, dtype=np.float64)
+        _k.replay_draw(self._tree, self._size, self._btree, self._bsize, self.n,
+                       self._kh, self._kb, self._ku, self._base_seed, self._step,
+                       self._beta, _NORMS[self.normalize], self._tu, self._tb,
+                       self._prio, self._flight, self.in_flight_factor,
+                       self._ring, self._ring_step, idx, w, q)
+        self._step += 1
+        return idx, w, q
+
+    def sample(self) -> IndexBatch:
+        """Draw the next global batch and return this rank's slice.
+
+        Returns
+        -------
+        IndexBatch
+            ``batch_size`` indices with ``extras`` ``"index"`` (int64), ``"weight"``
+            (float32 importance weights) and ``"prob"`` (float64 ``q``).
+        """
+        idx, w, q = self._draw_global()
+        if self.num_replicas > 1:
+            lo = self.rank * self.batch_size
+            hi = lo + self.batch_size
+            idx, w, q = idx[lo:hi].copy(), w[lo:hi].copy(), q[lo:hi].copy()
+        return IndexBatch(idx.tolist(), {"index": idx, "weight": w, "prob": q})
+
+    def __iter__(self) -> Iterator[IndexBatch]:
+        start, self._resume_at = self._resume_at, 0
+        self._yielded = start
+        for _ in range(start, len(self)):
+            batch = self.sample()
+            self._yielded += 1
+            yield batch
+
+    # ------------------------------------------------------------------------------
+    # feedback
+    # ------------------------------------------------------------------------------
+    def _to_host(self, indices: Any, losses: Any) -> tuple[Any, Any, bool]:
+        """Reduce ``[B, C]`` losses, check shapes; returns (indices, losses, ok) with at
+        most one device-to-host copy; torch tensors stay tensors when gathering."""
+        try:
+            import torch
+        except ImportError:  # pragma: no cover
+            torch = None
+        is_t = torch is not None and isinstance(losses, torch.Tensor)
+        if is_t:
+            losses = losses.detach()
+            if losses.dtype == torch.bool or losses.is_complex():
+                raise ValueError(f"losses must be real, got dtype {losses.dtype}")
+        else:
+            losses = np.asarray(losses)
+            if losses.dtype.kind not in "fiu":
+                raise ValueError(f"losses must be a real array, got dtype {losses.dtype}")
+        if losses.ndim == 2:
+            losses = _per_example_loss(losses, self.loss_reduction)
+        if losses.ndim != 1:
+            raise ValueError(
+                f"losses must have shape [B] or [B, C], got {tuple(losses.shape)}"
+            )
+        if torch is not None and isinstance(indices, torch.Tensor):
+            if indices.dtype in (torch.bool,) or indices.is_floating_point() or indices.is_complex():
+                raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+        else:
+            indices = np.asarray(indices)
+            if indices.dtype.kind not in "iu" and not (indices.size == 0):
+                raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+        if indices.ndim != 1:
+            raise ValueError(f"indices must be 1-D, got shape {tuple(indices.shape)}")
+        if indices.shape[0] != losses.shape[0]:
+            raise ValueError(
+                f"indices and losses disagree: {indices.shape[0]} indices, "
+                f"{losses.shape[0]} losses"
+            )
+        return indices, losses, is_t
+
+    def _gather(self, indices: Any, losses: Any,
+                error: Exception | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All-gather (indices int64, losses float32) from every rank, in rank order.
+
+        A first all-gather of the sizes also carries "my input was invalid" (-1), so a
+        bad call on one rank raises ``ValueError`` on every rank instead of hanging.
+        """
+        import torch
+        import torch.distributed as dist
+
+        device = torch.device("cpu")
+        if dist.get_backend() == "nccl":
+            device = torch.device("cuda", torch.cuda.current_device())
+        count = -1 if error is not None else int(indices.shape[0])
+        size = torch.tensor([count], dtype=torch.int64, device=device)
+        sizes = [torch.empty_like(size) for _ in range(self.num_replicas)]
+        dist.all_gather(sizes, size)
+        counts = torch.cat(sizes).cpu().tolist()
+        if error is not None:
+            raise error
+        bad = [r for r, c in enumerate(counts) if c < 0]
+        if bad:
+            raise ValueError(f"update() got invalid input on rank(s) {bad}: nothing applied")
+        width = max(counts)
+        if width == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        idx_t = torch.as_tensor(indices).to(device=device, dtype=torch.int64)
+        loss_t = torch.as_tensor(losses).to(device=device, dtype=torch.float32)
+        pad = width - idx_t.shape[0]
+        if pad:
+            idx_t = torch.cat([idx_t, idx_t.new_zeros(pad)])
+            loss_t = torch.cat([loss_t, loss_t.new_zeros(pad)])
+        all_idx = [torch.empty_like(idx_t) for _ in range(self.num_replicas)]
+        all_loss = [torch.empty_like(loss_t) for _ in range(self.num_replicas)]
+        dist.all_gather(all_idx, idx_t)
+        dist.all_gather(all_loss, loss_t)
+        packed = torch.cat([torch.stack(all_idx).to(torch.float64),
+                            torch.stack(all_loss).to(torch.float64)]).cpu().numpy()
+        # indices above 2**53 do not exist here (n < 2**53), float64 carries them exactly
+        idx_rows, loss_rows = packed[:self.num_replicas], packed[self.num_replicas:]
+        keep = np.concatenate([np.arange(c) + r * width for r, c in enumerate(counts)])
+        return (idx_rows.reshape(-1)[keep].astype(np.int64),
+                loss_rows.reshape(-1)[keep])
+
+    def _local(self, indices: Any, losses: Any, is_t: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One device-to-host copy of (indices, losses) as (int64, float64) numpy."""
+        import torch
+
+        idx_t = isinstance(indices, torch.Tensor)
+        if is_t and idx_t and indices.device == losses.device and losses.device.type != "cpu":
+            both = torch.cat([indices.to(torch.float64), losses.to(torch.float64)]).cpu().numpy()
+            b = indices.shape[0]
+            idx_f = both[:b]
+            if not (np.isfinite(idx_f).all() and (np.abs(idx_f) < 2.0 ** 53).all()):
+                raise ValueError("indices out of range")
+            return idx_f.astype(np.int64), both[b:]
+        idx = indices.cpu().numpy() if idx_t else indices
+        loss = losses.to(torch.float64).cpu().numpy() if is_t else np.asarray(losses)
+        return idx, loss
+
+    def update(self, indices: ArrayLike, losses: Any, *, gather: bool | None = None) -> None:
+        """Report per-example losses of a batch; they set the examples' priorities.
+
+        Parameters
+        ----------
+        indices : array_like or torch.Tensor of int, shape [B]
+            Example ids (``extras["index"]`` of the batch, or the dataset's index).
+        losses : array_like or torch.Tensor, shape [B] or [B, C]
+            Per-example losses, or element-wise multilabel losses reduced to [B] with
+            ``loss_reduction`` (``longtail.losses.per_example_loss``). Any device: one
+            device-to-host copy. Applied as float32.
+        gather : bool, optional
+            All-gather from every rank first (default: when ``torch.distributed`` is
+            initialised with ``num_replicas`` ranks). Every rank must call ``update``
+            the same number of times.
+
+        Raises
+        ------
+        ValueError
+            Non-finite losses, out-of-range or non-integer indices, mismatched shapes.
+            Nothing is changed then (under DDP every rank raises, no rank applies).
+        """
+        if gather is None:
+            gather = self.num_replicas > 1 and self._dist_ready()
+        try:
+            idx_in, loss_in, is_t = self._to_host(indices, losses)
+        except ValueError as err:
+            if not gather:
+                raise
+            self._gather(None, None, error=err)  # tell the other ranks, then raise
+            raise AssertionError("unreachable")  # pragma: no cover
+        if gather:
+            idx, loss = self._gather(idx_in, loss_in)
+        else:
+            idx, loss = self._local(idx_in, loss_in, is_t)
+        idx = np.asarray(idx)
+        loss = np.asarray(loss)
+        if idx.dtype.kind not in "iu" and idx.size:
+            raise ValueError(f"indices must be integers, got dtype {idx.dtype}")
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        loss = np.ascontiguousarray(loss, dtype=np.float64).astype(np.float32).astype(np.float64)
+        if idx.size:
+            bad = (idx < 0) | (idx >= self.n)
+            if bad.any():
+                pos = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"indices[{pos}] = {int(idx[pos])} is outside [0, {self.n})")
+            fin = np.isfinite(loss)
+            if not fin.all():
+                pos = int(np.flatnonzero(~fin)[0])
+                raise ValueError(
+                    f"losses must be finite; losses[{pos}] = {loss[pos]!r} "
+                    f"(example {int(idx[pos])})"
+                )
+        self._apply(idx, loss)
+
+    def _dist_ready(self) -> bool:
+        import torch.distributed as dist
+
+        return (dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() == self.num_replicas)
+
+    def _apply(self, idx: np.ndarray, loss: np.ndarray) -> None:
+        base = self.baseline if self.baseline is not None else self._raw
+        p = _k.replay_priorities(idx, loss, _KINDS[self.priority], self.alpha, self.eps,
+                                 self.selection_pressure, base, self.baseline is not None,
+                                 self._hist, self._ref, self._hstate, self._max_value)
+        if p.shape[0] != idx.shape[0]:
+            raise ValueError(
+                f"a priority overflowed (loss too large for alpha={self.alpha}): "
+                f"priorities must stay <= {self._max_value:.3g}"
+            )
+        hl = self.staleness_half_life if self.staleness_half_life is not None else 0.0
+        _k.replay_apply(self._tree, self._size, self.n, idx, p, self._prio, self._raw,
+                        self._last, self._flight, self.in_flight_factor, self._step,
+                        self._stats, self._sweep, hl)
+
+    # ------------------------------------------------------------------------------
+    # resume
+    # ------------------------------------------------------------------------------
+    def _position(self) -> int:
+        return self._yielded if self._resume_at == 0 else self._resume_at
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: priorities, marks, step, epoch, position.
+
+        Plain Python values and numpy arrays (``torch.save`` / ``StatefulDataLoader``).
+        The randomness is a pure function of ``(seed, step)``, so ``step`` is the RNG
+        state.
+        """
+        return {
+            "sampler": type(self).__name__,
+            "n": self.n,
+            "priority": self.priority,
+            "seed": self.seed,
+            "num_replicas": self.num_replicas,
+            "rank": self.rank,
+            "global_batch": self.global_batch,
+            "epoch": self.epoch,
+            "yielded": int(self._position()),
+            "step": int(self._step),
+            "prio": self._prio.copy(),
+            "raw": self._raw.copy(),
+            "last": self._last.copy(),
+            "flight": self._flight.copy(),
+            "ring": self._ring.copy(),
+            "ring_step": self._ring_step.copy(),
+            "stats": self._stats.tolist(),
+            "sweep_pos": int(self._sweep[0]),
+            "hist": self._hist.copy(),
+            "ref": self._ref.copy(),
+            "hstate": self._hstate.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the next batches are the ones the saved sampler
+        would have drawn (given the same updates).
+
+        Raises ``ValueError`` when the state is not a ``HardExampleSampler`` state or was
+        saved for another ``n`` or ``priority`` kind. A state saved with another global
+        batch size keeps the priorities but lifts every in-flight mark.
+        """
+        if not isinstance(state, dict) or state.get("sampler") != type(self).__name__:
+            raise ValueError("state_dict is not a HardExampleSampler state")
+        for key in ("n", "priority"):
+            if state.get(key) != getattr(self, key):
+                raise ValueError(
+                    f"state_dict was saved with {key}={state.get(key)!r}, this sampler has "
+                    f"{key}={getattr(self, key)!r}"
+                )
+        n = self.n
+        arrays = {}
+        for key, dtype in (("prio", np.float64), ("raw", np.float64), ("last", np.int64),
+                           ("flight", np.int64)):
+            arr = np.array(state[key], dtype=dtype)
+            if arr.shape != (n,):
+                raise ValueError(f"state_dict[{key!r}] has shape {arr.shape}, expected ({n},)")
+            arrays[key] = arr
+        if not (np.isfinite(arrays["prio"]).all() and (arrays["prio"] >= 0).all()):
+            raise ValueError("state_dict['prio'] must be finite and >= 0")
+        hist = np.array(state["hist"], dtype=np.float64)
+        hstate = np.array(state["hstate"], dtype=np.int64)
+        if hist.shape != (self.history,) or hstate.shape != (5,):
+            raise ValueError(
+                f"state_dict was saved with history={hist.shape[0]}, this sampler has "
+                f"history={self.history}"
+            )
+        self._prio, self._raw, self._last, self._flight = (
+            arrays["prio"], arrays["raw"], arrays["last"], arrays["flight"])
+        self._hist = hist
+        self._ref = np.array(state["ref"], dtype=np.float64)
+        self._hstate = hstate
+        self._stats = np.array(state["stats"], dtype=np.float64)
+        self._sweep = np.array([int(state["sweep_pos"]) % n, self._sweep_chunk], dtype=np.int64)
+        self._step = int(state["step"])
+        ring = np.array(state["ring"], dtype=np.int64)
+        ring_step = np.array(state["ring_step"], dtype=np.int64)
+        if ring.shape == self._ring.shape and int(state["global_batch"]) == self.global_batch:
+            self._ring, self._ring_step = ring, ring_step
+        else:
+            self._flight[:] = -1
+            self._ring[:] = 0
+            self._ring_step[:] = -1
+        factor = self.in_flight_factor
+        leaves = np.where(self._flight >= 0, self._prio * factor, self._prio)
+        self._tree[:] = 0.0
+        self._tree[self._size:self._size + n] = leaves
+        _k.tree_build(self._tree, self._size)
+        self.epoch = int(state["epoch"])
+        yielded = int(state["yielded"])
+        if not 0 <= yielded <= len(self):
+            yielded = 0
+        self._resume_at = yielded
+        self._yielded = yielded
+
+    def __repr__(self) -> str:
+        f = self.fractions
+        return (f"HardExampleSampler(n={self.n}, batch_size={self.batch_size}, "
+                f"priority={self.priority!r}, hard={f['hard']:.3g}, base={f['base']:.3g}, "
+                f"uniform={f['uniform']:.3g}, step={self._step})")
