@@ -1,0 +1,457 @@
+"""Numba kernels behind :mod:`longtail.metrics`.
+
+Scores reach these kernels only as the raw bit patterns of float32 values
+(``uint32`` arrays, C-contiguous, read-only), and targets only as CSR index arrays
+(``int64`` offsets, ``int32`` indices, read-only), so each kernel compiles once.
+
+A float32 bit pattern ``b`` is mapped to an order-preserving unsigned key (``_key``):
+``x < y`` as floats iff ``key(x) < key(y)`` as integers, ``-0.0`` and ``+0.0`` get the
+same key, and NaN never reaches a kernel (the API rejects it, see :func:`first_nan`).
+Sorting keys is therefore sorting scores, and equal keys are exactly the ties that
+scikit-learn sees.
+
+Average precision only needs, for every distinct score ``u`` held by a positive, the
+number ``tp(u)`` of positives scoring ``>= u`` and the number ``ps(u)`` of all entries
+scoring ``>= u``:  ``AP = (1/P) * sum_u m(u) * tp(u) / ps(u)`` where ``m(u)`` is the
+number of positives scoring exactly ``u``. This is scikit-learn's step integral
+``sum_n (R_n - R_{n-1}) P_n`` with precision taken at distinct thresholds, so ties are
+handled exactly as it does.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_SIGN = 0x80000000
+_ALL = 0xFFFFFFFF
+_NAN_MIN = 0x7F800001  # (bits & 0x7FFFFFFF) >= this is a NaN
+
+
+@njit(cache=True, inline="always")
+def _key(b):
+    """Order-preserving uint32 key of float32 bits ``b``; -0.0 maps like +0.0.
+
+    Non-negative floats get the sign bit set, negative ones are bit-inverted; branch
+    free so that loops over it vectorise.
+    """
+    m = ((b >> np.uint32(31)) * np.uint32(0x7FFFFFFF)) | np.uint32(_SIGN)
+    return np.uint32((b ^ m) + (b == np.uint32(_SIGN)))
+
+
+@njit(cache=True, inline="always")
+def _is_nan(b):
+    return (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+
+
+@njit(cache=True, nogil=True)
+def first_nan(bits):
+    """Flat index of the first NaN in a 2-D uint32 view of float32 scores, or -1.
+
+    Counts NaNs block by block (a branch-free, vectorisable loop) and only looks for
+    the position inside a block that has one.
+    """
+    flat = bits.reshape(-1)
+    n = flat.size
+    step = 4096
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        cnt = 0
+        for t in range(s, e):
+            cnt += _is_nan(flat[t])
+        if cnt:
+            for t in range(s, e):
+                if _is_nan(flat[t]):
+                    return t
+    return -1
+
+
+# ---------------------------------------------------------------------------------
+# targets: dense 0/1 rows -> CSR, CSR -> CSC
+# ---------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def dense_nonzero(flat, words, head, n_cols, row0, counts, indices):
+    """Non-zeros of a row-major [r, n_cols] chunk of 0/1 bytes, 8 bytes at a time.
+
+    ``flat`` is the chunk's bytes (each 0 or 1: the caller checked); ``words`` a uint64
+    view of ``flat[head:head + 8 * len(words)]`` (``head`` makes it aligned). With
+    ``indices`` empty, adds the number of ones of each row ``r`` to
+    ``counts[row0 + r]`` (a branch-free byte sum per word); otherwise writes their
+    column ids into ``indices`` at the cursors ``counts[row0 + r]``, advancing them
+    (``indices`` needs 8 slots of slack at its end: writes are branch-free too).
+    """
+    fill = indices.size > 0
+    r = flat.size // n_cols
+    ones = np.uint64(0x0101010101010101)
+    for i in range(r):
+        rs = i * n_cols
+        re = rs + n_cols
+        cur = counts[row0 + i]
+        p = rs
+        while p < re and (p < head or (p - head) % 8 != 0 or (p - head) // 8 >= words.size):
+            if fill:
+                indices[cur] = p - rs
+            cur += flat[p]
+            p += 1
+        while p + 8 <= re:
+            w = words[(p - head) >> 3]
+            if fill:
+                if w != 0:
+                    for q in range(8):
+                        indices[cur] = p - rs + q
+                        cur += np.int64((w >> np.uint64(8 * q)) & np.uint64(1))
+            else:
+                cur += np.int64((w * ones) >> np.uint64(56))
+            p += 8
+        while p < re:
+            if fill:
+                indices[cur] = p - rs
+            cur += flat[p]
+            p += 1
+        counts[row0 + i] = cur
+
+
+@njit(cache=True, nogil=True)
+def label_counts(indices, n_labels):
+    """Number of entries per label id in a CSR ``indices`` array."""
+    out = np.zeros(n_labels, dtype=np.int64)
+    for t in range(indices.size):
+        out[indices[t]] += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def check_csr(offsets, indices, n_labels):
+    """Return ``(row, position)`` of the first invalid CSR entry, or ``(-1, -1)``.
+
+    Invalid: offsets not non-decreasing, ids out of ``[0, n_labels)``, or not strictly
+    increasing inside a row.
+    """
+    n = offsets.size - 1
+    for i in range(n):
+        a = offsets[i]
+        b = offsets[i + 1]
+        if b < a:
+            return i, a
+        prev = -1
+        for t in range(a, b):
+            v = np.int64(indices[t])
+            if v < 0 or v >= n_labels or v <= prev:
+                return i, t
+            prev = v
+    return -1, -1
+
+
+# ---------------------------------------------------------------------------------
+# per-label (macro) kernels over a block of columns
+# ---------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def block_keys(bits, c0, c1, out):
+    """``out[j, i] = key(bits[i, c0 + j])`` for the columns ``c0 <= c < c1``.
+
+    Transposes a column block of the C-ordered score matrix into contiguous rows, 16
+    rows at a time so that each output cache line is written whole. Returns the number
+    of NaN scores seen (the caller raises).
+    """
+    n = bits.shape[0]
+    nb = c1 - c0
+    t = 16
+    nfull = (n // t) * t
+    nan = 0
+    for i0 in range(0, nfull, t):
+        for j in range(nb):
+            c = c0 + j
+            for a in range(t):
+                v = bits[i0 + a, c]
+                nan += _is_nan(v)
+                out[j, i0 + a] = _key(v)
+    for i in range(nfull, n):
+        for j in range(nb):
+            v = bits[i, c0 + j]
+            nan += _is_nan(v)
+            out[j, i] = _key(v)
+    return nan
+
+
+@njit(cache=True, nogil=True)
+def positive_keys64(bits, offsets, indices, out):
+    """``out[t] = (label << 32) | key(score)`` for every positive ``t`` (CSR order).
+
+    Sorting ``out`` (numpy) groups the positives by label with their score keys
+    ascending: the per-label segments are then ``col_off[c]:col_off[c + 1]``.
+    """
+    n = offsets.size - 1
+    for i in range(n):
+        for t in range(offsets[i], offsets[i + 1]):
+            c = indices[t]
+            out[t] = (np.uint64(c) << np.uint64(32)) | np.uint64(_key(bits[i, c]))
+
+
+@njit(cache=True, inline="always")
+def _lower_bound(row, u, hi):
+    """First index ``i < hi`` with ``row[i] >= u`` (``hi`` if none); ``row`` ascending."""
+    lo = 0
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if np.int64(row[mid]) < u:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _low32(x):
+    return np.int64(x & np.uint64(0xFFFFFFFF))
+
+
+@njit(cache=True, inline="always")
+def _count_below(row, u, p):
+    """First index ``i <= p`` with ``row[i:p]`` all ``>= u`` and ``row[i - 1] < u``.
+
+    ``row`` ascending and ``row[p:] >= u`` known: gallops down from ``p`` (cheap when
+    consecutive thresholds are close) then bisects the bracket.
+    """
+    step = 1
+    hi = p
+    lo = p - step
+    while lo > 0 and np.int64(row[lo]) >= u:
+        hi = lo
+        step *= 2
+        lo = p - step
+    if lo < 0:
+        lo = 0
+    # row[hi:] >= u; answer in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if np.int64(row[mid]) < u:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def block_ap(sorted_keys, c0, pos64, col_off, out):
+    """Average precision of each column of a block.
+
+    ``sorted_keys[j]`` holds the ascending keys of all scores of column ``c0 + j``;
+    ``pos64[col_off[c]:col_off[c + 1]]`` the (label, key) of its positives, keys
+    ascending. A column without positives gets 0 (scikit-learn's value).
+    """
+    nb, n = sorted_keys.shape
+    for j in range(nb):
+        a = col_off[c0 + j]
+        b = col_off[c0 + j + 1]
+        npos = b - a
+        if npos == 0:
+            out[j] = 0.0
+            continue
+        row = sorted_keys[j]
+        acc = 0.0
+        tp = 0
+        p = n
+        t = b - 1
+        while t >= a:
+            u = _low32(pos64[t])
+            m = 0
+            while t >= a and _low32(pos64[t]) == u:
+                m += 1
+                t -= 1
+            tp += m
+            p = _count_below(row, u, p)
+            acc += m * (tp / (n - p))
+        out[j] = acc / npos
+
+
+@njit(cache=True, nogil=True)
+def block_f1_thresholds(sorted_keys, c0, pos64, col_off, out_key, out_f1):
+    """Per column, the key ``u`` of a positive's score maximising F1 of ``score >= u``.
+
+    F1 at threshold ``u`` is ``2 tp(u) / (ps(u) + P)``; its maximum over all
+    thresholds is reached at the score of a positive (lowering the threshold past
+    negatives alone only adds false positives). Ties between thresholds keep the
+    highest one. Columns without positives get key -1 ("predict nothing") and F1 0.
+    """
+    nb, n = sorted_keys.shape
+    for j in range(nb):
+        a = col_off[c0 + j]
+        b = col_off[c0 + j + 1]
+        npos = b - a
+        out_key[j] = -1
+        out_f1[j] = 0.0
+        if npos == 0:
+            continue
+        row = sorted_keys[j]
+        best = -1.0
+        tp = 0
+        p = n
+        t = b - 1
+        while t >= a:
+            u = _low32(pos64[t])
+            while t >= a and _low32(pos64[t]) == u:
+                tp += 1
+                t -= 1
+            p = _count_below(row, u, p)
+            f1 = 2.0 * tp / ((n - p) + npos)
+            if f1 > best:
+                best = f1
+                out_key[j] = u
+        out_f1[j] = best
+
+
+@njit(cache=True, nogil=True)
+def block_count_thresholds(sorted_keys, c0, col_off, out_key, out_count):
+    """Per column, the threshold key whose ``score >= key`` count is closest to ``P``.
+
+    Candidates are the distinct score at rank ``P`` (predicting ``>= P`` entries, more
+    under ties) and the next higher distinct score (fewer than ``P``; key -1, meaning
+    "predict nothing", when there is none). The nearer count wins; a draw goes to the
+    one predicting at least ``P``. Columns with ``P == 0`` get key -1 and count 0.
+    """
+    nb, n = sorted_keys.shape
+    for j in range(nb):
+        npos = col_off[c0 + j + 1] - col_off[c0 + j]
+        out_key[j] = -1
+        out_count[j] = 0
+        if npos == 0:
+            continue
+        row = sorted_keys[j]
+        v = np.int64(row[n - npos])
+        count_lo = n - _lower_bound(row, v, n)  # >= npos
+        hi_idx = n - npos
+        while hi_idx < n and np.int64(row[hi_idx]) == v:
+            hi_idx += 1
+        count_hi = n - hi_idx  # < npos
+        if npos - count_hi < count_lo - npos:
+            out_key[j] = np.int64(row[hi_idx]) if hi_idx < n else -1
+            out_count[j] = count_hi
+        else:
+            out_key[j] = v
+            out_count[j] = count_lo
+
+
+# ---------------------------------------------------------------------------------
+# micro average precision
+# ---------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def csr_pos_keys(bits, offsets, indices, row0, out, out0):
+    """Keys of the positive entries of rows ``row0 ..`` of a score chunk, in CSR order."""
+    r = bits.shape[0]
+    p = out0
+    for i in range(r):
+        for t in range(offsets[row0 + i], offsets[row0 + i + 1]):
+            out[p] = _key(bits[i, indices[t]])
+            p += 1
+    return p
+
+
+@njit(cache=True, nogil=True)
+def keys_1d(bits, out):
+    """``out[t] = key(bits[t])`` for a 1-D uint32 view of float32 scores; NaN count."""
+    nan = 0
+    for t in range(bits.size):
+        v = bits[t]
+        nan += _is_nan(v)
+        out[t] = _key(v)
+    return nan
+
+
+@njit(cache=True, nogil=True)
+def run_lengths(sorted_keys):
+    """Distinct values of an ascending key array and their multiplicities."""
+    n = sorted_keys.size
+    vals = np.empty(n, dtype=np.uint32)
+    cnt = np.empty(n, dtype=np.int64)
+    k = 0
+    t = 0
+    while t < n:
+        v = sorted_keys[t]
+        s = t
+        while t < n and sorted_keys[t] == v:
+            t += 1
+        vals[k] = v
+        cnt[k] = t - s
+        k += 1
+    return vals[:k].copy(), cnt[:k].copy()
+
+
+@njit(cache=True, nogil=True)
+def count_ge(sorted_chunk, u_asc, out):
+    """``out[j] += #{sorted_chunk >= u_asc[j]}`` by one merge pass (both ascending)."""
+    n = sorted_chunk.size
+    p = 0
+    for j in range(u_asc.size):
+        u = np.int64(u_asc[j])
+        while p < n and np.int64(sorted_chunk[p]) < u:
+            p += 1
+        out[j] += n - p
+
+
+@njit(cache=True, nogil=True)
+def ap_from_counts(mult, ge, n_pos):
+    """AP from distinct positive values (ascending): multiplicities and ``>=`` counts."""
+    acc = 0.0
+    tp = 0
+    for j in range(mult.size - 1, -1, -1):
+        tp += mult[j]
+        acc += mult[j] * (tp / ge[j])
+    return acc / n_pos
+
+
+# ---------------------------------------------------------------------------------
+# precision at k
+# ---------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def topk_hits(bits, offsets, indices, row0, ks, hits):
+    """Add, for each ``k`` in ``ks``, the number of true labels among each row's top k.
+
+    Top k by score, ties broken towards the lower label id (a stable descending sort).
+    ``hits[q]`` accumulates over the rows of this chunk for ``k = ks[q]``. Returns the
+    number of NaN scores seen.
+    """
+    r, c = bits.shape
+    kmax = 0
+    for q in range(ks.size):
+        kmax = max(kmax, ks[q])
+    bk = np.empty(kmax, dtype=np.int64)
+    bi = np.empty(kmax, dtype=np.int64)
+    prefix = np.empty(kmax, dtype=np.int64)
+    nan = 0
+    for i in range(r):
+        cnt = 0
+        for j in range(c):
+            v = bits[i, j]
+            nan += _is_nan(v)
+            k = _key(v)
+            if cnt < kmax:
+                pos = cnt
+                cnt += 1
+            elif k > bk[kmax - 1]:
+                pos = kmax - 1
+            else:
+                continue
+            while pos > 0 and bk[pos - 1] < k:
+                bk[pos] = bk[pos - 1]
+                bi[pos] = bi[pos - 1]
+                pos -= 1
+            bk[pos] = k
+            bi[pos] = j
+        a = offsets[row0 + i]
+        b = offsets[row0 + i + 1]
+        h = 0
+        for s in range(kmax):
+            lab = bi[s]
+            lo = a
+            hi = b
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if indices[mid] < lab:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < b and indices[lo] == lab:
+                h += 1
+            prefix[s] = h
+        for q in range(ks.size):
+            hits[q] += prefix[ks[q] - 1]
+    return nan

@@ -1,0 +1,763 @@
+"""Losses for imbalanced, long-tailed multilabel training.
+
+Every loss takes ``logits [B, C]`` and multi-hot ``targets [B, C]`` (values in
+``[0, 1]``: soft labels, e.g. label smoothing, are accepted) and offers
+
+* ``reduction``: ``"none"`` (``[B, C]``), ``"sample"`` (``[B]``, one loss per example:
+  what ``HardExampleSampler.update(indices, losses)`` takes), ``"mean"`` (over all
+  ``B * C`` entries, as torch's losses) or ``"sum"``;
+* ``sample_reduction`` (used by ``"sample"``, see :func:`per_example_loss`), default
+  ``"mean"``;
+* ``pos_weight [C]`` (weight of the positive term of each label, as in
+  ``torch.nn.BCEWithLogitsLoss``) and ``weight`` (per entry, broadcastable to
+  ``[B, C]``, e.g. label-level balancing weights);
+* ``validate=True``: check the values of ``targets`` / ``pos_weight`` / ``weight``
+  (on a GPU this costs a host-device synchronisation per call; shapes are always
+  checked).
+
+Numerics: the computation runs in float32 (float64 inputs stay float64) with autocast
+disabled inside, from ``logsigmoid``/``softplus`` forms, so fp16/bf16 logits under
+autocast and logits of +-100 give finite, exact-to-float32 losses and gradients. The
+result is float32 (or float64).
+
+Calibration: BCE with ``pos_weight = w`` is minimised at ``logit(p) + log w``, so the
+model over-predicts; subtract ``log w`` at inference
+(:func:`longtail.metrics.remove_pos_weight_shift`). Focal, ASL and the
+distribution-balanced loss distort probabilities too: tune thresholds
+(:func:`longtail.metrics.tune_thresholds`) rather than using 0.5.
+
+Example
+-------
+>>> import torch
+>>> from longtail.losses import sigmoid_focal_loss, per_example_loss
+>>> logits = torch.tensor([[2.0, -1.0, 0.0], [-3.0, 4.0, 1.0]])
+>>> targets = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+>>> sigmoid_focal_loss(logits, targets, reduction="sample").shape
+torch.Size([2])
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from typing import Any, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "per_example_loss",
+    "bce_with_logits",
+    "sigmoid_focal_loss",
+    "asymmetric_loss",
+    "class_balanced_weights",
+    "distribution_balanced_loss",
+    "logit_adjusted_bce",
+    "BCEWithLogits",
+    "FocalLoss",
+    "AsymmetricLoss",
+    "DistributionBalancedLoss",
+    "LogitAdjustedBCE",
+]
+
+Number = Union[int, float]
+TensorLike = Union[Tensor, Sequence[float], float, Any]
+
+_REDUCTIONS = ("none", "sample", "mean", "sum")
+_SAMPLE_REDUCTIONS = ("mean", "sum", "max", "balanced")
+
+
+# ---------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------
+def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """Disable autocast for ``device`` inside the loss (we upcast explicitly)."""
+    try:
+        if torch.is_autocast_enabled(device.type):
+            return torch.autocast(device_type=device.type, enabled=False)
+    except (TypeError, RuntimeError):  # pragma: no cover - old torch / exotic device
+        pass
+    return contextlib.nullcontext()
+
+
+def _first_bad(mask: Tensor) -> tuple[int, ...]:
+    return tuple(int(i) for i in mask.nonzero()[0].tolist())
+
+
+def _check_reduction(reduction: str, sample_reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if sample_reduction not in _SAMPLE_REDUCTIONS:
+        raise ValueError(
+            f"sample_reduction must be one of {_SAMPLE_REDUCTIONS}, got {sample_reduction!r}")
+
+
+def _compute_dtype(logits: Tensor) -> torch.dtype:
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _prepare(logits: Tensor, targets: Tensor, validate: bool) -> tuple[Tensor, Tensor]:
+    """Check shapes (always) and target values (if ``validate``); upcast both."""
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not isinstance(targets, Tensor):
+        raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape [B, C], got {tuple(logits.shape)}")
+    if targets.shape != logits.shape:
+        raise ValueError(
+            f"targets has shape {tuple(targets.shape)} but logits have shape "
+            f"{tuple(logits.shape)}")
+    if logits.numel() == 0:
+        raise ValueError(f"logits is empty (shape {tuple(logits.shape)})")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be floating point, got {logits.dtype}")
+    dtype = _compute_dtype(logits)
+    x = logits.to(dtype)
+    y = targets.to(device=x.device, dtype=dtype)
+    if validate:
+        bad = ~((y >= 0) & (y <= 1))  # also catches NaN
+        if bool(bad.any()):
+            pos = _first_bad(bad)
+            raise ValueError(
+                f"targets must be in [0, 1] (multi-hot); got {targets[pos].item()!r} at "
+                f"(row {pos[0]}, label {pos[1]})")
+    return x, y
+
+
+def _per_class(value: TensorLike | None, name: str, x: Tensor, validate: bool, *,
+               positive: bool = False, open_unit: bool = False) -> Tensor | None:
+    """A per-label vector ``[C]`` (or scalar) on ``x``'s device and dtype, checked."""
+    if value is None:
+        return None
+    v = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    if v.dim() > 1 or (v.dim() == 1 and v.shape[0] != x.shape[1]):
+        raise ValueError(
+            f"{name} must be a scalar or have shape [{x.shape[1]}], got {tuple(v.shape)}")
+    if validate:
+        _check_vector(v, name, positive=positive, open_unit=open_unit)
+    return v
+
+
+def _check_vector(v: Tensor, name: str, *, positive: bool = False,
+                  open_unit: bool = False) -> None:
+    if open_unit:
+        bad, rule = ~((v > 0) & (v < 1)), "in (0, 1)"
+    elif positive:
+        bad, rule = ~(torch.isfinite(v) & (v > 0)), "positive and finite"
+    else:
+        bad, rule = ~(torch.isfinite(v) & (v >= 0)), "non-negative and finite"
+    if bool(bad.any()):
+        flat = bad.reshape(-1)
+        i = int(flat.nonzero()[0])
+        where = f" at label {i}" if v.dim() == 1 else ""
+        raise ValueError(f"{name} must be {rule}; got {v.reshape(-1)[i].item()!r}{where}")
+
+
+def _entry_weight(weight: TensorLike | None, x: Tensor, validate: bool) -> Tensor | None:
+    if weight is None:
+        return None
+    w = torch.as_tensor(weight, dtype=x.dtype, device=x.device)
+    try:
+        shape = torch.broadcast_shapes(w.shape, x.shape)
+    except RuntimeError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(
+            f"weight of shape {tuple(w.shape)} does not broadcast to logits' shape "
+            f"{tuple(x.shape)}")
+    if validate:
+        bad = ~(torch.isfinite(w) & (w >= 0))
+        if bool(bad.any()):
+            raise ValueError(
+                f"weight must be non-negative and finite; got {w[bad][0].item()!r} at "
+                f"index {_first_bad(bad)}")
+    return w
+
+
+def _reduce(loss: Tensor, y: Tensor, weight: Tensor | None, reduction: str,
+            sample_reduction: str) -> Tensor:
+    if weight is not None:
+        loss = loss * weight
+    if reduction == "none":
+        return loss
+    if reduction == "sample":
+        return per_example_loss(loss, y, sample_reduction)
+    if reduction == "mean":
+        return loss.mean()
+    return loss.sum()
+
+
+# ---------------------------------------------------------------------------------
+# per-example reduction (shared with the replay sampler)
+# ---------------------------------------------------------------------------------
+def per_example_loss(loss: Tensor, targets: Tensor | None = None,
+                     reduction: str = "mean") -> Tensor:
+    """Reduce an element-wise loss ``[B, C]`` to one loss per example ``[B]``.
+
+    This is what ``HardExampleSampler.update(indices, losses)`` consumes, and what
+    ``reduction="sample"`` of every loss here returns.
+
+    Parameters
+    ----------
+    loss : Tensor [B, C]
+        Element-wise loss (``reduction="none"``).
+    targets : Tensor [B, C], optional
+        Multi-hot targets (values in ``[0, 1]`` act as weights); needed by
+        ``"balanced"``.
+    reduction : {"mean", "sum", "max", "balanced"}
+        ``"balanced"`` = ``0.5 * (mean over the positive entries + mean over the
+        negative entries)``; a row without positives uses the negative mean only (and
+        a row without negatives the positive mean only).
+
+    Why "balanced": with 7,900 labels and ~130 positives per example, ``"sum"`` and
+    ``"mean"`` are dominated by the ~7,770 easy negatives (each small, together
+    large), so the per-example loss says little about whether the example's *labels*
+    are learned; a replay sampler fed with it replays examples with many
+    slightly-wrong negatives. ``"balanced"`` weighs the positives and the negatives
+    equally. ``"mean"`` is the default of the losses' ``sample_reduction`` because it
+    is the plain per-example version of the usual mean loss (same scale across
+    batches); prefer ``"balanced"`` for hard-example replay on dense label sets.
+
+    Returns
+    -------
+    Tensor [B]
+        Differentiable in ``loss``.
+
+    Example
+    -------
+    >>> import torch
+    >>> loss = torch.tensor([[4.0, 1.0, 1.0, 0.0]])
+    >>> per_example_loss(loss, torch.tensor([[1.0, 0.0, 0.0, 0.0]]), "balanced")
+    tensor([2.3333])
+    """
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"loss must be a torch.Tensor, got {type(loss).__name__}")
+    if loss.dim() != 2:
+        raise ValueError(f"loss must have shape [B, C], got {tuple(loss.shape)}")
+    if reduction not in _SAMPLE_REDUCTIONS:
+        raise ValueError(
+            f"reduction must be one of {_SAMPLE_REDUCTIONS}, got {reduction!r}")
+    if targets is not None and targets.shape != loss.shape:
+        raise ValueError(
+            f"targets has shape {tuple(targets.shape)} but loss has shape "
+            f"{tuple(loss.shape)}")
+    if loss.shape[1] == 0:
+        raise ValueError(f"loss has no labels (shape {tuple(loss.shape)})")
+    if reduction == "mean":
+        return loss.mean(dim=1)
+    if reduction == "sum":
+        return loss.sum(dim=1)
+    if reduction == "max":
+        return loss.amax(dim=1)
+    if targets is None:
+        raise ValueError("reduction='balanced' needs targets")
+    t = targets.to(device=loss.device, dtype=loss.dtype)
+    neg = 1 - t
+    n_pos = t.sum(dim=1)
+    n_neg = neg.sum(dim=1)
+    # safe denominators: torch.where would pass 0 * inf = nan gradients otherwise
+    pos_mean = (loss * t).sum(dim=1) / torch.where(n_pos > 0, n_pos, torch.ones_like(n_pos))
+    neg_mean = (loss * neg).sum(dim=1) / torch.where(n_neg > 0, n_neg, torch.ones_like(n_neg))
+    both = 0.5 * (pos_mean + neg_mean)
+    return torch.where(n_pos > 0, torch.where(n_neg > 0, both, pos_mean), neg_mean)
+
+
+# ---------------------------------------------------------------------------------
+# losses
+# ---------------------------------------------------------------------------------
+def bce_with_logits(logits: Tensor, targets: Tensor, *, pos_weight: TensorLike | None = None,
+                    weight: TensorLike | None = None, reduction: str = "mean",
+                    sample_reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Binary cross-entropy on logits with the reductions of this module.
+
+    ``-[w_c * y * log sigmoid(x) + (1 - y) * log sigmoid(-x)]`` per entry, ``w_c`` the
+    ``pos_weight`` of label ``c``.
+
+    Example
+    -------
+    >>> import torch
+    >>> bce_with_logits(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), reduction="sum")
+    tensor(1.3863)
+    """
+    _check_reduction(reduction, sample_reduction)
+    x, y = _prepare(logits, targets, validate)
+    with _no_autocast(x.device):
+        pw = _per_class(pos_weight, "pos_weight", x, validate)
+        w = _entry_weight(weight, x, validate)
+        loss = F.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
+        return _reduce(loss, y, w, reduction, sample_reduction)
+
+
+def sigmoid_focal_loss(logits: Tensor, targets: Tensor, alpha: float | None = 0.25,
+                       gamma: float = 2.0, *, pos_weight: TensorLike | None = None,
+                       weight: TensorLike | None = None, reduction: str = "mean",
+                       sample_reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Sigmoid focal loss (Lin et al. 2017, "Focal Loss for Dense Object Detection").
+
+    ``alpha_t * (1 - p_t)^gamma * BCE``, with ``p_t = p`` for positives and ``1 - p``
+    for negatives, ``alpha_t = alpha`` for positives and ``1 - alpha`` for negatives.
+    With ``reduction="none"`` the values equal ``torchvision.ops.sigmoid_focal_loss``
+    (whose default reduction is "none"; ours is "mean", like torch's losses).
+    ``alpha=None`` or ``alpha < 0`` disables the alpha weighting (as torchvision).
+    ``1 - p_t`` is computed as ``y * sigmoid(-x) + (1 - y) * sigmoid(x)``, which has
+    no cancellation at large ``|x|``.
+
+    Parameters
+    ----------
+    logits, targets : Tensor [B, C]
+    alpha : float or None
+        In ``[0, 1]``; weight of the positive term.
+    gamma : float
+        Focusing parameter, ``>= 0`` (0 gives alpha-weighted BCE).
+
+    Example
+    -------
+    >>> import torch
+    >>> sigmoid_focal_loss(torch.tensor([[0.0]]), torch.tensor([[1.0]]), reduction="none")
+    tensor([[0.0433]])
+    """
+    _check_reduction(reduction, sample_reduction)
+    if alpha is not None and alpha >= 0 and not alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1] (or negative/None to disable), got {alpha!r}")
+    if not gamma >= 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma!r}")
+    x, y = _prepare(logits, targets, validate)
+    with _no_autocast(x.device):
+        pw = _per_class(pos_weight, "pos_weight", x, validate)
+        w = _entry_weight(weight, x, validate)
+        ce = F.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
+        if gamma != 0:
+            one_minus_pt = y * torch.sigmoid(-x) + (1 - y) * torch.sigmoid(x)
+            if gamma < 1:  # d/dz z^gamma is infinite at z = 0
+                one_minus_pt = one_minus_pt.clamp_min(torch.finfo(x.dtype).tiny)
+            ce = ce * one_minus_pt.pow(gamma)
+        if alpha is not None and alpha >= 0:
+            ce = (alpha * y + (1 - alpha) * (1 - y)) * ce
+        return _reduce(ce, y, w, reduction, sample_reduction)
+
+
+def asymmetric_loss(logits: Tensor, targets: Tensor, gamma_pos: float = 0.0,
+                    gamma_neg: float = 4.0, clip: float = 0.05, *,
+                    pos_weight: TensorLike | None = None, weight: TensorLike | None = None,
+                    reduction: str = "mean", sample_reduction: str = "mean",
+                    validate: bool = True) -> Tensor:
+    """Asymmetric loss, ASL (Ridnik et al. 2021, "Asymmetric Loss For Multi-Label
+    Classification").
+
+    ``L+ = (1 - p)^gamma_pos * log(p)`` for positives and ``L- = p_m^gamma_neg *
+    log(1 - p_m)`` for negatives, with the shifted probability ``p_m = max(p - clip,
+    0)`` (probability margin: very easy negatives are discarded entirely);
+    loss ``= -(y * L+ + (1 - y) * L-)``.
+
+    Unlike the reference code, the logs are not clamped at ``eps=1e-8`` but computed
+    from ``logsigmoid`` (and ``log(min(sigmoid(-x) + clip, 1))``), so a positive with
+    logit -100 costs 100, not 18.4. The focusing weights keep their gradient (the
+    reference's default ``disable_torch_grad_focal_loss=False``).
+
+    Parameters
+    ----------
+    gamma_pos, gamma_neg : float
+        Focusing exponents, ``>= 0``.
+    clip : float
+        Probability margin ``m`` in ``[0, 1)``; 0 disables the shift.
+
+    Example
+    -------
+    >>> import torch
+    >>> asymmetric_loss(torch.tensor([[0.0, -4.0]]), torch.tensor([[1.0, 0.0]]),
+    ...                 reduction="none")
+    tensor([[0.6931, 0.0000]])
+    """
+    _check_reduction(reduction, sample_reduction)
+    if not gamma_pos >= 0 or not gamma_neg >= 0:
+        raise ValueError(f"gamma_pos and gamma_neg must be >= 0, got {gamma_pos!r}, {gamma_neg!r}")
+    if not 0 <= clip < 1:
+        raise ValueError(f"clip must be in [0, 1), got {clip!r}")
+    x, y = _prepare(logits, targets, validate)
+    with _no_autocast(x.device):
+        pw = _per_class(pos_weight, "pos_weight", x, validate)
+        w = _entry_weight(weight, x, validate)
+        loss_pos = -F.logsigmoid(x)
+        if gamma_pos != 0:
+            loss_pos = loss_pos * torch.sigmoid(-x).pow(gamma_pos)
+        if pw is not None:
+            loss_pos = loss_pos * pw
+        if clip > 0:
+            p_m = (torch.sigmoid(x) - clip).clamp_min(0)
+            loss_neg = -torch.log((torch.sigmoid(-x) + clip).clamp_max(1))
+        else:
+            p_m = torch.sigmoid(x)
+            loss_neg = -F.logsigmoid(-x)
+        if gamma_neg != 0:
+            loss_neg = loss_neg * p_m.pow(gamma_neg)
+        loss = y * loss_pos + (1 - y) * loss_neg
+        return _reduce(loss, y, w, reduction, sample_reduction)
+
+
+def class_balanced_weights(counts: TensorLike, beta: float = 0.999, *,
+                           normalize: bool = True) -> Tensor:
+    """Per-class weights from the effective number of samples (Cui et al. 2019).
+
+    ``w_c = (1 - beta) / (1 - beta^n_c)``; with ``normalize`` they are scaled to sum
+    to the number of classes ``C`` (as in the paper). ``beta = 0`` gives equal weights,
+    ``beta -> 1`` inverse frequency. A class with 0 examples is treated as having 1.
+    Use them as per-label loss weights (``weight=w`` broadcasts over the batch) or as
+    ``pos_weight``.
+
+    Parameters
+    ----------
+    counts : array or tensor [C]
+        Number of (positive) training examples per class, ``>= 0``.
+    beta : float
+        In ``[0, 1)``; the paper uses 0.9 .. 0.9999.
+
+    Returns
+    -------
+    Tensor [C], float32 (on ``counts``' device when it is a tensor).
+
+    Example
+    -------
+    >>> class_balanced_weights([1, 10, 100], beta=0.9)
+    tensor([2.3932, 0.3674, 0.2393])
+    """
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta must be in [0, 1), got {beta!r}")
+    device = counts.device if isinstance(counts, Tensor) else None
+    n = torch.as_tensor(counts, dtype=torch.float64, device=device)
+    if n.dim() != 1 or n.shape[0] == 0:
+        raise ValueError(f"counts must be a non-empty 1-D array, got shape {tuple(n.shape)}")
+    _check_vector(n, "counts")
+    n = n.clamp_min(1)
+    if beta == 0:
+        w = torch.ones_like(n)
+    else:
+        # (1 - beta) / (1 - beta^n), with 1 - beta^n = -expm1(n log beta) for precision
+        w = (1 - beta) / -torch.expm1(n * math.log(beta))
+    if normalize:
+        w = w / w.sum() * n.shape[0]
+    return w.to(torch.float32)
+
+
+def _logit_prior(prior: Tensor) -> Tensor:
+    return torch.log(prior) - torch.log1p(-prior)
+
+
+def distribution_balanced_loss(
+        logits: Tensor, targets: Tensor, class_counts: TensorLike, n_samples: int, *,
+        alpha: float = 0.1, beta: float = 10.0, mu: float = 0.2, kappa: float = 0.05,
+        neg_scale: float = 2.0, ref_cardinality: float | None = 2.9,
+        pos_weight: TensorLike | None = None, weight: TensorLike | None = None,
+        reduction: str = "mean", sample_reduction: str = "mean",
+        validate: bool = True) -> Tensor:
+    """Distribution-balanced loss (Wu et al. 2020, "Distribution-Balanced Loss for
+    Multi-Label Classification in Long-Tailed Datasets"), BCE form.
+
+    Two parts, as in the authors' code (``ResampleLoss`` with ``reweight_func=
+    'rebalance'`` and ``logit_reg``):
+
+    1. **Re-balanced weighting.** For example ``k`` and label ``i``,
+       ``r_ki = (1 / n_i) / sum_{j in pos(k)} (1 / n_j)`` (the ratio of the
+       class-level to the instance-level sampling probability), smoothed to
+       ``w_ki = alpha + sigmoid(beta * (r_ki - mu))`` and applied to all entries of
+       the example (no gradient).
+    2. **Negative-tolerant regularisation.** With the class prior ``p_i = n_i / N``
+       and ``nu_i = kappa * logit(p_i)`` (the reference code's ``init_bias``), the
+       logit becomes ``z' = z + nu_i / lambda``; positives cost
+       ``softplus(-z')``, negatives ``softplus(lambda * z') / lambda``
+       (``lambda = neg_scale``), so negatives saturate sooner and suppress rare labels
+       less.
+
+    **Scaling for 100+ labels per example.** ``r_ki`` is about ``1 / |pos(k)|``: with
+    COCO's ~2.9 labels per image it lies around ``mu = 0.2`` and the smoothing maps it
+    to a useful range, but with 130 labels every ``r`` is ~0.008, ``sigmoid(10 * (r -
+    0.2))`` is ~0.13 for every label and the re-weighting collapses to a constant. We
+    therefore multiply ``r_ki`` by ``|pos(k)| / ref_cardinality``: ``r`` becomes the
+    label's inverse frequency relative to the *mean* inverse frequency of the example's
+    labels, divided by ``ref_cardinality`` (default 2.9, the cardinality the published
+    ``alpha=0.1, beta=10, mu=0.2`` were tuned for). On COCO-like data this changes
+    nothing; on dense data a label as frequent as the example's typical label gets the
+    same weight (~0.9) as on COCO, a 10x rarer one ~1.1, a 10x more frequent one ~0.26.
+    ``ref_cardinality=None`` gives the paper's unscaled ``r``. Rows without positives
+    get ``r = inf`` (weight ``alpha + 1``), the limit the reference code reaches.
+
+    Parameters
+    ----------
+    class_counts : array or tensor [C]
+        Positive training examples per label (0 is treated as 1 / as prior ``0.5/N``).
+    n_samples : int
+        Number of training examples ``N`` (for the prior).
+    alpha, beta, mu : float
+        Smoothing of ``r`` (paper defaults 0.1, 10, 0.2).
+    kappa, neg_scale : float
+        NTR bias scale (0.05) and negative scale ``lambda`` (2.0); ``kappa=0`` and
+        ``neg_scale=1`` turn NTR off.
+    ref_cardinality : float or None
+        See above.
+
+    Example
+    -------
+    >>> import torch
+    >>> y = torch.tensor([[1.0, 0.0, 1.0]])
+    >>> loss = distribution_balanced_loss(torch.zeros(1, 3), y, [10, 50, 500], 1000)
+    >>> bool(loss > 0)
+    True
+    """
+    _check_reduction(reduction, sample_reduction)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if not neg_scale > 0:
+        raise ValueError(f"neg_scale must be > 0, got {neg_scale!r}")
+    if ref_cardinality is not None and not ref_cardinality > 0:
+        raise ValueError(f"ref_cardinality must be > 0 or None, got {ref_cardinality!r}")
+    for name, v in (("alpha", alpha), ("beta", beta), ("kappa", kappa)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    x, y = _prepare(logits, targets, validate)
+    with _no_autocast(x.device):
+        counts = _per_class(class_counts, "class_counts", x, True)
+        if counts is None or counts.dim() != 1:
+            raise ValueError("class_counts must have shape [C]")
+        pw = _per_class(pos_weight, "pos_weight", x, validate)
+        w = _entry_weight(weight, x, validate)
+        # 1. re-balanced weights (no gradient: a function of the targets only)
+        with torch.no_grad():
+            inv = 1.0 / counts.clamp_min(1)
+            rate = (y * inv).sum(dim=1, keepdim=True)  # instance-level, up to 1/C
+            safe = torch.where(rate > 0, rate, torch.ones_like(rate))
+            r = inv / safe
+            if ref_cardinality is not None:
+                r = r * (y.sum(dim=1, keepdim=True) / ref_cardinality)
+            r = torch.where(rate > 0, r, torch.full_like(r, math.inf))
+            rb = alpha + torch.sigmoid(beta * (r - mu))
+        # 2. negative-tolerant regularisation
+        prior = (counts.clamp(0.5, n_samples - 0.5) / n_samples) if n_samples > 1 else (
+            torch.full_like(counts, 0.5))
+        z = x + (kappa * _logit_prior(prior)) / neg_scale
+        loss_pos = F.softplus(-z)
+        if pw is not None:
+            loss_pos = loss_pos * pw
+        loss_neg = F.softplus(neg_scale * z) / neg_scale
+        loss = rb * (y * loss_pos + (1 - y) * loss_neg)
+        return _reduce(loss, y, w, reduction, sample_reduction)
+
+
+def logit_adjusted_bce(logits: Tensor, targets: Tensor, prior: TensorLike, tau: float = 1.0,
+                       *, pos_weight: TensorLike | None = None,
+                       weight: TensorLike | None = None, reduction: str = "mean",
+                       sample_reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Logit-adjusted BCE (Menon et al. 2021, "Long-tail learning via logit
+    adjustment"), sigmoid form.
+
+    Training adds ``tau * logit(prior_c)`` to each label's logit, the binary version of
+    the paper's ``f_y + tau * log pi_y`` (each label is a two-class problem with priors
+    ``pi_c`` and ``1 - pi_c``, whose log ratio is ``logit(pi_c)``):
+    ``loss = BCE(z + tau * logit(pi), y)``. At inference use the raw logits ``z``:
+    they estimate the prior-free (balanced) log-odds, which favours rare labels; tune
+    thresholds if you need calibrated counts.
+
+    Parameters
+    ----------
+    prior : array or tensor [C]
+        Label prevalence in the training set, each in ``(0, 1)``.
+    tau : float
+        Adjustment strength (1 is the Bayes-consistent choice for the balanced error).
+
+    Example
+    -------
+    >>> import torch
+    >>> logit_adjusted_bce(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]),
+    ...                    prior=[0.5, 0.5], reduction="sum")
+    tensor(1.3863)
+    """
+    _check_reduction(reduction, sample_reduction)
+    if not (isinstance(tau, (int, float)) and math.isfinite(tau)):
+        raise ValueError(f"tau must be a finite number, got {tau!r}")
+    x, y = _prepare(logits, targets, validate)
+    with _no_autocast(x.device):
+        pi = _per_class(prior, "prior", x, True, open_unit=True)
+        pw = _per_class(pos_weight, "pos_weight", x, validate)
+        w = _entry_weight(weight, x, validate)
+        z = x + tau * _logit_prior(pi)
+        loss = F.binary_cross_entropy_with_logits(z, y, pos_weight=pw, reduction="none")
+        return _reduce(loss, y, w, reduction, sample_reduction)
+
+
+# ---------------------------------------------------------------------------------
+# nn.Module wrappers
+# ---------------------------------------------------------------------------------
+class _LossModule(nn.Module):
+    """Common part: reductions, optional ``pos_weight`` buffer, per-call overrides."""
+
+    def __init__(self, pos_weight: TensorLike | None, reduction: str, sample_reduction: str,
+                 validate: bool) -> None:
+        super().__init__()
+        _check_reduction(reduction, sample_reduction)
+        self.reduction = reduction
+        self.sample_reduction = sample_reduction
+        self.validate = validate
+        pw = None
+        if pos_weight is not None:
+            pw = torch.as_tensor(pos_weight, dtype=torch.float32).detach().clone()
+            if pw.dim() > 1:
+                raise ValueError(f"pos_weight must be a scalar or 1-D, got {tuple(pw.shape)}")
+            _check_vector(pw, "pos_weight")
+        self.register_buffer("pos_weight", pw, persistent=False)
+
+    def _kwargs(self, weight: TensorLike | None, reduction: str | None) -> dict[str, Any]:
+        return dict(pos_weight=self.pos_weight, weight=weight,
+                    reduction=self.reduction if reduction is None else reduction,
+                    sample_reduction=self.sample_reduction, validate=self.validate)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, sample_reduction={self.sample_reduction!r}"
+
+
+class BCEWithLogits(_LossModule):
+    """Module form of :func:`bce_with_logits`.
+
+    ``forward(logits, targets, weight=None, reduction=None)``; ``reduction`` overrides
+    the module's for one call (e.g. ``"none"`` to get both the mean and the
+    per-example losses from one evaluation).
+
+    Example
+    -------
+    >>> import torch
+    >>> BCEWithLogits(reduction="sample")(torch.zeros(2, 3), torch.ones(2, 3)).shape
+    torch.Size([2])
+    """
+
+    def __init__(self, pos_weight: TensorLike | None = None, reduction: str = "mean",
+                 sample_reduction: str = "mean", validate: bool = True) -> None:
+        super().__init__(pos_weight, reduction, sample_reduction, validate)
+
+    def forward(self, logits: Tensor, targets: Tensor, weight: TensorLike | None = None,
+                reduction: str | None = None) -> Tensor:
+        return bce_with_logits(logits, targets, **self._kwargs(weight, reduction))
+
+
+class FocalLoss(_LossModule):
+    """Module form of :func:`sigmoid_focal_loss`.
+
+    Example
+    -------
+    >>> import torch
+    >>> FocalLoss(alpha=0.25, gamma=2)(torch.zeros(2, 3), torch.ones(2, 3)).item()
+    0.04332...
+    """
+
+    def __init__(self, alpha: float | None = 0.25, gamma: float = 2.0,
+                 pos_weight: TensorLike | None = None, reduction: str = "mean",
+                 sample_reduction: str = "mean", validate: bool = True) -> None:
+        super().__init__(pos_weight, reduction, sample_reduction, validate)
+        if alpha is not None and alpha >= 0 and not alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1] (or negative/None), got {alpha!r}")
+        if not gamma >= 0:
+            raise ValueError(f"gamma must be >= 0, got {gamma!r}")
+        self.alpha = alpha
+        self.gamma = gamma
+
+    def forward(self, logits: Tensor, targets: Tensor, weight: TensorLike | None = None,
+                reduction: str | None = None) -> Tensor:
+        return sigmoid_focal_loss(logits, targets, self.alpha, self.gamma,
+                                  **self._kwargs(weight, reduction))
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, " + super().extra_repr()
+
+
+class AsymmetricLoss(_LossModule):
+    """Module form of :func:`asymmetric_loss`.
+
+    Example
+    -------
+    >>> import torch
+    >>> AsymmetricLoss()(torch.zeros(2, 3), torch.ones(2, 3)).item()
+    0.6931...
+    """
+
+    def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
+                 pos_weight: TensorLike | None = None, reduction: str = "mean",
+                 sample_reduction: str = "mean", validate: bool = True) -> None:
+        super().__init__(pos_weight, reduction, sample_reduction, validate)
+        if not gamma_pos >= 0 or not gamma_neg >= 0:
+            raise ValueError(f"gamma_pos and gamma_neg must be >= 0, got {gamma_pos!r}, "
+                             f"{gamma_neg!r}")
+        if not 0 <= clip < 1:
+            raise ValueError(f"clip must be in [0, 1), got {clip!r}")
+        self.gamma_pos, self.gamma_neg, self.clip = gamma_pos, gamma_neg, clip
+
+    def forward(self, logits: Tensor, targets: Tensor, weight: TensorLike | None = None,
+                reduction: str | None = None) -> Tensor:
+        return asymmetric_loss(logits, targets, self.gamma_pos, self.gamma_neg, self.clip,
+                               **self._kwargs(weight, reduction))
+
+    def extra_repr(self) -> str:
+        return (f"gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, "
+                + super().extra_repr())
+
+
+class DistributionBalancedLoss(_LossModule):
+    """Module form of :func:`distribution_balanced_loss` (counts kept as a buffer).
+
+    Example
+    -------
+    >>> import torch
+    >>> loss = DistributionBalancedLoss([10, 50, 500], n_samples=1000)
+    >>> loss(torch.zeros(2, 3), torch.tensor([[1.0, 0, 1], [0, 1, 0]])).shape
+    torch.Size([])
+    """
+
+    def __init__(self, class_counts: TensorLike, n_samples: int, *, alpha: float = 0.1,
+                 beta: float = 10.0, mu: float = 0.2, kappa: float = 0.05,
+                 neg_scale: float = 2.0, ref_cardinality: float | None = 2.9,
+                 pos_weight: TensorLike | None = None, reduction: str = "mean",
+                 sample_reduction: str = "mean", validate: bool = True) -> None:
+        super().__init__(pos_weight, reduction, sample_reduction, validate)
+        counts = torch.as_tensor(class_counts, dtype=torch.float32).detach().clone()
+        if counts.dim() != 1 or counts.shape[0] == 0:
+            raise ValueError(f"class_counts must have shape [C], got {tuple(counts.shape)}")
+        _check_vector(counts, "class_counts")
+        self.register_buffer("class_counts", counts, persistent=False)
+        self.n_samples = n_samples
+        self.params = dict(alpha=alpha, beta=beta, mu=mu, kappa=kappa, neg_scale=neg_scale,
+                           ref_cardinality=ref_cardinality)
+        # validate the scalar parameters once
+        distribution_balanced_loss(torch.zeros(1, counts.shape[0]),
+                                   torch.zeros(1, counts.shape[0]), counts, n_samples,
+                                   **self.params)
+
+    def forward(self, logits: Tensor, targets: Tensor, weight: TensorLike | None = None,
+                reduction: str | None = None) -> Tensor:
+        return distribution_balanced_loss(logits, targets, self.class_counts, self.n_samples,
+                                          **self.params, **self._kwargs(weight, reduction))
+
+
+class LogitAdjustedBCE(_LossModule):
+    """Module form of :func:`logit_adjusted_bce` (prior kept as a buffer).
+
+    Example
+    -------
+    >>> import torch
+    >>> LogitAdjustedBCE([0.01, 0.2], tau=1.0)(torch.zeros(4, 2), torch.ones(4, 2)).shape
+    torch.Size([])
+    """
+
+    def __init__(self, prior: TensorLike, tau: float = 1.0, pos_weight: TensorLike | None = None,
+                 reduction: str = "mean", sample_reduction: str = "mean",
+                 validate: bool = True) -> None:
+        super().__init__(pos_weight, reduction, sample_reduction, validate)
+        pi = torch.as_tensor(prior, dtype=torch.float64).detach().clone()
+        if pi.dim() != 1 or pi.shape[0] == 0:
+            raise ValueError(f"prior must have shape [C], got {tuple(pi.shape)}")
+        _check_vector(pi, "prior", open_unit=True)
+        self.register_buffer("prior", pi.to(torch.float32), persistent=False)
+        if not (isinstance(tau, (int, float)) and math.isfinite(tau)):
+            raise ValueError(f"tau must be a finite number, got {tau!r}")
+        self.tau = tau
+
+    def forward(self, logits: Tensor, targets: Tensor, weight: TensorLike | None = None,
+                reduction: str | None = None) -> Tensor:
+        return logit_adjusted_bce(logits, targets, self.prior, self.tau,
+                                  **self._kwargs(weight, reduction))

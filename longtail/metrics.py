@@ -1,0 +1,836 @@
+"""Metrics for imbalanced multilabel validation: AUPRC, precision@k, calibration.
+
+Scores are a dense ``[n, C]`` array (numpy or torch, any float dtype, logits or
+probabilities); targets are a dense 0/1 array of the same shape (numpy or torch, bool,
+integer or float) or a :class:`~longtail.datasets.LabelMatrix` (anything with CSR
+``offsets`` / ``indices`` and ``n_labels``).
+
+Conventions
+-----------
+* Scores are compared as **float32** (they are converted once at the boundary, so each
+  Numba kernel compiles once). Float64 scores that differ only beyond float32 precision
+  count as ties. NaN scores are rejected; ``+-inf`` are allowed.
+* :func:`average_precision` equals scikit-learn's ``average_precision_score`` (the
+  non-interpolated step integral ``sum_n (R_n - R_{n-1}) P_n`` with precision taken at
+  distinct thresholds, so ties count exactly as there). A label without positives gets
+  AP 0, as in the installed scikit-learn (1.9, which warns "No positive class found in
+  y_true" and returns 0; older versions did the same since 0.22); we warn once per call
+  with the number of such labels, and the macro average includes them (it is their
+  plain mean, as scikit-learn's). Average over ``ap[counts > 0]`` yourself to leave
+  them out.
+* Work is done in column blocks (per label) or row chunks (micro), so an 80,000 x 7,900
+  score matrix needs only small extra memory beyond itself.
+
+Example
+-------
+>>> import numpy as np
+>>> from longtail.metrics import average_precision, precision_at_k
+>>> y = np.array([[1, 0], [0, 1], [1, 1]])
+>>> s = np.array([[0.9, 0.2], [0.3, 0.8], [0.5, 0.1]], dtype=np.float32)
+>>> round(average_precision(y, s), 6)
+0.916667
+>>> precision_at_k(y, s, k=1)
+1.0
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
+
+import numpy as np
+
+from longtail import _metrics_kernels as _k
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    ArrayLike = Union[np.ndarray, torch.Tensor]
+else:
+    ArrayLike = Any
+
+__all__ = [
+    "average_precision",
+    "precision_at_k",
+    "prediction_ratio",
+    "PredictionRatio",
+    "tune_thresholds",
+    "apply_thresholds",
+    "remove_pos_weight_shift",
+    "MetricAccumulator",
+]
+
+#: bytes of transposed keys per column block (per thread) in the per-label kernels
+_BLOCK_BYTES = 64 << 20
+#: at most this many columns per block (the transpose is fastest around 128-512)
+_BLOCK_COLS = 512
+#: entries per row chunk in the micro-average and row-wise kernels
+_CHUNK_ELEMS = 1 << 25
+
+
+# ---------------------------------------------------------------------------------
+# input normalisation
+# ---------------------------------------------------------------------------------
+def _is_torch(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _is_label_matrix(x: Any) -> bool:
+    return hasattr(x, "offsets") and hasattr(x, "indices")
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    if _is_torch(x):
+        t = x.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        if t.dtype.is_floating_point and t.dtype not in (_torch().float32, _torch().float64):
+            t = t.float()  # float16 / bfloat16 have no (portable) numpy dtype
+        return t.numpy()
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise TypeError(f"{name} must be an array or tensor, got {type(x).__name__}") from exc
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _score_bits(scores: Any, name: str = "scores", check_nan: bool = True) -> np.ndarray:
+    """float32 scores as a read-only C-contiguous uint32 bit view ``[n, C]``.
+
+    With ``check_nan=False`` the caller's kernels count NaNs on their single pass over
+    the scores and call :func:`_raise_nan` (no separate scan).
+    """
+    arr = _to_numpy(scores, name)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape [n, C], got shape {tuple(arr.shape)}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(arr.shape)}): need n >= 1 and C >= 1")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    bits = _readonly(arr.view(np.uint32))
+    if check_nan:
+        _raise_nan(bits, name)
+    return bits
+
+
+def _raise_nan(bits: np.ndarray, name: str = "scores") -> None:
+    """ValueError naming the first NaN of ``bits``, if any."""
+    bad = _k.first_nan(bits)
+    if bad >= 0:
+        r, c = divmod(int(bad), bits.shape[1])
+        raise ValueError(f"{name} contains NaN at row {r}, label {c}")
+
+
+def _as01(chunk: np.ndarray, row0: int, name: str, check: bool = True) -> np.ndarray:
+    """A 0/1 chunk as uint8 (a view where possible); ValueError on any other value."""
+    kind = chunk.dtype.kind
+    if kind == "b":
+        u8 = chunk.view(np.uint8)
+        if check and u8.size and u8.max() > 1:  # a bool view of arbitrary bytes
+            bad = u8 > 1
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(f"{name} must contain only 0 and 1; found a bool with byte "
+                             f"{u8[r, c]} at row {row0 + int(r)}, label {int(c)}")
+        return u8
+    if not check and kind in "iuf":
+        return chunk.view(np.uint8) if chunk.dtype.itemsize == 1 else chunk.astype(np.uint8)
+    if kind in "iu":
+        lo = chunk.min() if kind == "i" else 0
+        hi = chunk.max()
+        if lo < 0 or hi > 1:
+            bad = (chunk != 0) & (chunk != 1)
+        else:
+            bad = None
+        if bad is None:
+            return chunk.view(np.uint8) if chunk.dtype.itemsize == 1 else chunk.astype(np.uint8)
+    elif kind == "f":
+        bad = (chunk != 0) & (chunk != 1)
+        if not bad.any():
+            return chunk.astype(np.uint8)
+    else:
+        raise TypeError(f"{name} must be 0/1 (bool, integer or float), got dtype {chunk.dtype}")
+    r, c = np.argwhere(bad)[0]
+    raise ValueError(
+        f"{name} must contain only 0 and 1; found {chunk[r, c]!r} at row {row0 + int(r)}, "
+        f"label {int(c)}"
+    )
+
+
+def _targets_csr(targets: Any, n: int, n_labels: int, name: str = "targets"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Targets as read-only CSR ``(offsets int64[n+1], indices int32[nnz])``."""
+    if _is_label_matrix(targets):
+        offsets = np.asarray(targets.offsets)
+        indices = np.asarray(targets.indices)
+        t_labels = getattr(targets, "n_labels", None)
+        t_n = offsets.shape[0] - 1
+        if t_n != n or (t_labels is not None and int(t_labels) != n_labels):
+            raise ValueError(
+                f"{name} has shape ({t_n}, {t_labels}) but scores have shape ({n}, {n_labels})"
+            )
+        if offsets.dtype != np.int64 or not offsets.flags.c_contiguous:
+            offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        if indices.dtype != np.int32 or not indices.flags.c_contiguous:
+            indices = np.ascontiguousarray(indices, dtype=np.int32)
+        offsets, indices = _readonly(offsets), _readonly(indices)
+        if offsets.shape[0] < 1 or offsets[0] != 0 or offsets[-1] != indices.shape[0]:
+            raise ValueError(f"{name}: offsets must start at 0 and end at len(indices)")
+        row, pos = _k.check_csr(offsets, indices, n_labels)
+        if row >= 0:
+            raise ValueError(
+                f"{name}: row {row} has an invalid label id at position {pos} "
+                f"(ids must be sorted, unique and in [0, {n_labels}))"
+            )
+        return offsets, indices
+    arr = _to_numpy(targets, name)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.shape != (n, n_labels):
+        raise ValueError(
+            f"{name} has shape {tuple(arr.shape)} but scores have shape ({n}, {n_labels})"
+        )
+    # two passes over row chunks (count, then fill) skipping zero bytes 8 at a time
+    counts = np.zeros(n + 1, dtype=np.int64)
+    rows = max(1, _CHUNK_ELEMS // max(1, n_labels))
+    chunks = [(r0, min(n, r0 + rows)) for r0 in range(0, n, rows)]
+    empty = np.empty(0, dtype=np.int32)
+    for r0, r1 in chunks:
+        u8 = np.ascontiguousarray(_as01(arr[r0:r1], r0, name))
+        flat, words, head = _byte_words(u8)
+        _k.dense_nonzero(flat, words, head, n_labels, r0 + 1, counts, empty)
+    np.cumsum(counts, out=counts)
+    offsets = counts.copy()
+    nnz = int(offsets[-1])
+    slack = np.empty(nnz + 8, dtype=np.int32)  # the fill writes up to 7 slots ahead
+    for r0, r1 in chunks:
+        u8 = np.ascontiguousarray(_as01(arr[r0:r1], r0, name, check=False))
+        flat, words, head = _byte_words(u8)
+        _k.dense_nonzero(flat, words, head, n_labels, r0, counts, slack)
+    return _readonly(offsets), _readonly(slack[:nnz])
+
+
+def _byte_words(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Flat read-only bytes of a chunk and an aligned uint64 view of most of them."""
+    flat = _readonly(u8.reshape(-1))
+    head = (-flat.ctypes.data) % 8
+    head = min(head, flat.shape[0])
+    nw = (flat.shape[0] - head) // 8
+    words = _readonly(flat[head:head + 8 * nw].view(np.uint64))
+    return flat, words, head
+
+
+def _check_average(average: Any) -> None:
+    if average not in ("macro", "micro", None):
+        raise ValueError(f"average must be 'macro', 'micro' or None, got {average!r}")
+
+
+def _check_n_jobs(n_jobs: int) -> int:
+    if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    return int(n_jobs)
+
+
+def _decode_keys(keys: np.ndarray) -> np.ndarray:
+    """Float64 thresholds from kernel keys (-1 means +inf: predict nothing)."""
+    keys = np.asarray(keys, dtype=np.int64)
+    out = np.full(keys.shape, np.inf, dtype=np.float64)
+    ok = keys >= 0
+    k = keys[ok].astype(np.uint32)
+    bits = np.where(k >= np.uint32(0x80000000), k - np.uint32(0x80000000), ~k)
+    out[ok] = bits.astype(np.uint32).view(np.float32)
+    return out
+
+
+# ---------------------------------------------------------------------------------
+# per-label machinery: column blocks of sorted keys
+# ---------------------------------------------------------------------------------
+def _for_each_block(bits: np.ndarray, col_off: np.ndarray,
+                    fn: Callable[[int, int, np.ndarray], None], n_jobs: int = 1) -> None:
+    """Call ``fn(c0, c1, sorted_keys)`` for column blocks of the score matrix.
+
+    ``sorted_keys[j]`` is column ``c0 + j``'s keys, ascending: the block is transposed
+    by a Numba kernel and sorted by numpy (SIMD sorting for uint32).
+    """
+    n, n_labels = bits.shape
+    nb = int(max(1, min(n_labels, _BLOCK_COLS, _BLOCK_BYTES // (4 * n))))
+    blocks = [(c0, min(n_labels, c0 + nb)) for c0 in range(0, n_labels, nb)]
+
+    def work(block_list: list[tuple[int, int]]) -> None:
+        buf = np.empty((nb, n), dtype=np.uint32)
+        for c0, c1 in block_list:
+            keys = buf[: c1 - c0]
+            if _k.block_keys(bits, c0, c1, keys):
+                _raise_nan(bits)
+            keys.sort(axis=1)
+            fn(c0, c1, keys)
+
+    jobs = min(n_jobs, len(blocks))
+    if jobs <= 1:
+        work(blocks)
+    else:
+        with ThreadPoolExecutor(jobs) as ex:
+            list(ex.map(work, [blocks[i::jobs] for i in range(jobs)]))
+
+
+def _positives(bits: np.ndarray, offsets: np.ndarray, indices: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Positives grouped by label, score keys ascending, and the label offsets.
+
+    Returns ``(pos64, col_off)``: ``pos64[col_off[c]:col_off[c + 1]]`` are label
+    ``c``'s positives as ``(c << 32) | key``, sorted.
+    """
+    n_labels = bits.shape[1]
+    pos64 = np.empty(indices.shape[0], dtype=np.uint64)
+    _k.positive_keys64(bits, offsets, indices, pos64)
+    pos64.sort()
+    col_off = np.zeros(n_labels + 1, dtype=np.int64)
+    np.cumsum(_k.label_counts(indices, n_labels), out=col_off[1:])
+    return _readonly(pos64), _readonly(col_off)
+
+
+def _warn_no_positives(col_off: np.ndarray) -> None:
+    empty = int(np.count_nonzero(np.diff(col_off) == 0))
+    if empty:
+        warnings.warn(
+            f"{empty} label(s) have no positive example; their average precision is 0 "
+            "(scikit-learn's convention)", UserWarning, stacklevel=3)
+
+
+def _ap_per_label(bits: np.ndarray, offsets: np.ndarray, indices: np.ndarray,
+                  n_jobs: int) -> np.ndarray:
+    pos64, col_off = _positives(bits, offsets, indices)
+    out = np.empty(bits.shape[1], dtype=np.float64)
+
+    def fn(c0, c1, keys):
+        _k.block_ap(keys, c0, pos64, col_off, out[c0:c1])
+
+    _for_each_block(bits, col_off, fn, n_jobs)
+    _warn_no_positives(col_off)
+    return out
+
+
+def _ap_micro(bits: np.ndarray, offsets: np.ndarray, indices: np.ndarray) -> float:
+    n, n_labels = bits.shape
+    nnz = int(indices.shape[0])
+    if nnz == 0:
+        warnings.warn("targets have no positive entry; micro average precision is 0 "
+                      "(scikit-learn's convention)", UserWarning, stacklevel=3)
+        return 0.0
+    rows = max(1, _CHUNK_ELEMS // n_labels)
+    pos = np.empty(nnz, dtype=np.uint32)
+    p = 0
+    for r0 in range(0, n, rows):
+        p = _k.csr_pos_keys(bits[r0:r0 + rows], offsets, indices, r0, pos, p)
+    pos.sort()
+    u, mult = _k.run_lengths(pos)
+    del pos
+    ge = np.zeros(u.shape[0], dtype=np.int64)
+    flat = bits.reshape(-1)
+    step = rows * n_labels
+    buf = np.empty(min(step, flat.shape[0]), dtype=np.uint32)
+    for s in range(0, flat.shape[0], step):
+        e = min(flat.shape[0], s + step)
+        keys = buf[: e - s]
+        if _k.keys_1d(flat[s:e], keys):
+            _raise_nan(bits)
+        keys.sort()
+        _k.count_ge(keys, u, ge)
+    return float(_k.ap_from_counts(mult, ge, nnz))
+
+
+# ---------------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------------
+def average_precision(targets: Any, scores: ArrayLike, average: str | None = "macro", *,
+                      n_jobs: int = 1) -> float | np.ndarray:
+    """Average precision (area under the precision-recall curve), as scikit-learn.
+
+    Equal to ``sklearn.metrics.average_precision_score(targets, scores, average=...)``
+    to float rounding (1e-12 in our tests), ties included, and much faster: per label
+    it sorts each score column once (uint32 keys of the float32 scores, in column
+    blocks) and needs only the ranks of the positives. The micro average sorts the
+    whole matrix in row chunks and merges counts per distinct positive score, so it is
+    exact at any size with small extra memory (80,000 x 7,900 fits easily in 24 GiB).
+
+    Parameters
+    ----------
+    targets : array or tensor [n, C] of 0/1, or LabelMatrix
+        True labels.
+    scores : array or tensor [n, C]
+        Scores, logits or probabilities (higher means more likely positive); compared
+        as float32. A 1-D input is one label.
+    average : {"macro", "micro", None}
+        ``"macro"``: plain mean of the per-label APs (labels without positives count as
+        0, as in scikit-learn); ``"micro"``: AP of all entries pooled; ``None``: the
+        per-label float64 array.
+    n_jobs : int
+        Threads for the per-label computation (opt-in; the kernels and numpy's sort
+        release the GIL). 1 by default: the machine may be shared.
+
+    Returns
+    -------
+    float or numpy.ndarray
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y = np.array([[1, 0], [0, 0], [1, 1]])
+    >>> s = np.array([[0.5, 0.2], [0.3, 0.1], [0.5, 0.9]])
+    >>> average_precision(y, s, average=None).tolist()
+    [1.0, 1.0]
+    """
+    _check_average(average)
+    n_jobs = _check_n_jobs(n_jobs)
+    bits = _score_bits(scores, check_nan=False)  # the kernels count NaNs on their pass
+    offsets, indices = _targets_csr(targets, *bits.shape)
+    if average == "micro":
+        return _ap_micro(bits, offsets, indices)
+    ap = _ap_per_label(bits, offsets, indices, n_jobs)
+    if average is None:
+        return ap
+    return float(np.mean(ap))
+
+
+def _check_k(k: Any, n_labels: int) -> tuple[np.ndarray, bool]:
+    scalar = isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+    ks = [k] if scalar else list(k) if isinstance(k, Iterable) else None
+    if ks is None or not ks:
+        raise ValueError(f"k must be a positive integer or a non-empty sequence of them, "
+                         f"got {k!r}")
+    for v in ks:
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"k must contain positive integers, got {v!r}")
+        if v > n_labels:
+            raise ValueError(f"k={int(v)} is larger than the number of labels ({n_labels})")
+    return np.asarray(ks, dtype=np.int64), scalar
+
+
+def precision_at_k(targets: Any, scores: ArrayLike, k: int | Sequence[int] = (1, 3, 5)
+                   ) -> float | dict[int, float]:
+    """Precision at k, the extreme-classification standard.
+
+    For each example, the fraction of its ``k`` highest-scoring labels that are true,
+    averaged over all examples (examples without true labels count as 0). Ties in the
+    scores are broken towards the lower label id.
+
+    Parameters
+    ----------
+    targets : array or tensor [n, C] of 0/1, or LabelMatrix
+    scores : array or tensor [n, C]
+    k : int or sequence of int
+        Each ``1 <= k <= C``.
+
+    Returns
+    -------
+    float (for an int ``k``) or dict ``{k: P@k}``
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> precision_at_k(np.array([[1, 0, 1]]), np.array([[0.9, 0.8, 0.1]]), k=(1, 2))
+    {1: 1.0, 2: 0.5}
+    """
+    bits = _score_bits(scores, check_nan=False)
+    n, n_labels = bits.shape
+    ks, scalar = _check_k(k, n_labels)
+    offsets, indices = _targets_csr(targets, n, n_labels)
+    hits = np.zeros(ks.shape[0], dtype=np.int64)
+    rows = max(1, _CHUNK_ELEMS // n_labels)
+    for r0 in range(0, n, rows):
+        if _k.topk_hits(bits[r0:r0 + rows], offsets, indices, r0, ks, hits):
+            _raise_nan(bits)
+    values = {int(kk): float(h) / (n * int(kk)) for kk, h in zip(ks, hits)}
+    return values[int(ks[0])] if scalar else values
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionRatio:
+    """Predicted / true positive counts, overall, per label and per frequency bucket.
+
+    Attributes
+    ----------
+    overall : float
+        Total predicted positives / total true positives (1.0 is calibrated in count;
+        a model trained with ``pos_weight = neg/pos`` typically shows ~2).
+    per_label : numpy.ndarray
+        ``predicted_c / true_c`` (``inf`` where a label has predictions but no true
+        positive, ``nan`` where it has neither).
+    buckets : dict
+        ``{"head": r, "medium": r, "tail": r}``: summed predicted / summed true counts
+        over the labels of each bucket (``nan`` for a bucket without true positives).
+    bucket : numpy.ndarray
+        Bucket of each label: 0 head, 1 medium, 2 tail.
+    predicted_counts, true_counts : numpy.ndarray
+        int64 per-label counts.
+    """
+
+    overall: float
+    per_label: np.ndarray
+    buckets: dict[str, float]
+    bucket: np.ndarray
+    predicted_counts: np.ndarray
+    true_counts: np.ndarray
+
+
+_BUCKETS = ("head", "medium", "tail")
+
+
+def _frequency_buckets(counts: np.ndarray) -> np.ndarray:
+    order = np.argsort(-counts, kind="stable")
+    bucket = np.empty(counts.shape[0], dtype=np.int8)
+    for b, part in enumerate(np.array_split(order, 3)):
+        bucket[part] = b
+    return bucket
+
+
+def _ratio(num: Any, den: Any) -> Any:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.true_divide(num, den)
+
+
+def prediction_ratio(targets: Any, predictions: Any, *, bucket_counts: Any = None
+                     ) -> PredictionRatio:
+    """How many labels the model predicts compared with how many are true.
+
+    Bucket rule: labels are ranked by ``bucket_counts`` (default: their true counts in
+    ``targets``; pass the training-set counts to bucket by training frequency),
+    descending, ties by label id; the first third is "head", the next "medium", the
+    last "tail" (``numpy.array_split`` of that order: sizes differ by at most one,
+    earlier buckets get the extra labels).
+
+    Parameters
+    ----------
+    targets : array or tensor [n, C] of 0/1, or LabelMatrix
+    predictions : array or tensor [n, C] of 0/1 (bool), or LabelMatrix
+        Binary predictions, e.g. ``apply_thresholds(scores, thresholds)``.
+    bucket_counts : array [C], optional
+        Per-label counts defining the buckets.
+
+    Returns
+    -------
+    PredictionRatio
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y = np.array([[1, 0, 0], [1, 1, 0]])
+    >>> p = np.array([[1, 1, 0], [1, 1, 1]])
+    >>> r = prediction_ratio(y, p)
+    >>> r.overall, r.per_label.tolist()
+    (1.6666666666666667, [1.0, 2.0, inf])
+    """
+    if _is_label_matrix(predictions):
+        n = int(np.asarray(predictions.offsets).shape[0] - 1)
+        n_labels = int(predictions.n_labels)
+    else:
+        parr = _to_numpy(predictions, "predictions")
+        if parr.ndim == 1:
+            parr = parr.reshape(-1, 1)
+        if parr.ndim != 2:
+            raise ValueError(f"predictions must have shape [n, C], got {tuple(parr.shape)}")
+        n, n_labels = parr.shape
+        predictions = parr
+    if n == 0 or n_labels == 0:
+        raise ValueError(f"predictions is empty (shape ({n}, {n_labels}))")
+    _, p_idx = _targets_csr(predictions, n, n_labels, "predictions")
+    _, t_idx = _targets_csr(targets, n, n_labels, "targets")
+    pred = _k.label_counts(p_idx, n_labels)
+    true = _k.label_counts(t_idx, n_labels)
+    if bucket_counts is None:
+        bc = true
+    else:
+        bc = np.asarray(_to_numpy(bucket_counts, "bucket_counts"), dtype=np.float64)
+        if bc.shape != (n_labels,):
+            raise ValueError(f"bucket_counts must have shape ({n_labels},), got {bc.shape}")
+        if not np.all(np.isfinite(bc)):
+            raise ValueError("bucket_counts must be finite")
+    bucket = _frequency_buckets(bc)
+    buckets = {}
+    for b, name in enumerate(_BUCKETS):
+        m = bucket == b
+        buckets[name] = float(_ratio(pred[m].sum(), true[m].sum())) if true[m].sum() else (
+            math.nan if pred[m].sum() == 0 else math.inf)
+    tot_t = int(true.sum())
+    tot_p = int(pred.sum())
+    overall = tot_p / tot_t if tot_t else (math.nan if tot_p == 0 else math.inf)
+    return PredictionRatio(overall=overall, per_label=_ratio(pred, true).astype(np.float64),
+                           buckets=buckets, bucket=bucket, predicted_counts=pred,
+                           true_counts=true)
+
+
+def tune_thresholds(targets: Any, scores: ArrayLike, objective: str = "f1", *,
+                    n_jobs: int = 1) -> np.ndarray:
+    """Per-label decision thresholds tuned on a validation set.
+
+    Predict label ``c`` when ``score >= threshold[c]`` (see :func:`apply_thresholds`).
+
+    Parameters
+    ----------
+    targets : array or tensor [n, C] of 0/1, or LabelMatrix
+    scores : array or tensor [n, C]
+    objective : {"f1", "match_count"}
+        ``"f1"``: maximise each label's F1 on this set (the threshold is the score of a
+        positive; among equal F1 the highest threshold). ``"match_count"``: make each
+        label's predicted count as close as possible to its true count (ratio 1), the
+        score at rank ``P``; under ties the nearer of the two candidate counts, a draw
+        predicting at least ``P``.
+    n_jobs : int
+        Threads (opt-in), as in :func:`average_precision`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``[C]``; ``+inf`` (never predict) for labels without positives. The
+        values are float32 scores, so the comparison is exact on float32 scores.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y = np.array([[1], [0], [1], [0]])
+    >>> s = np.array([[0.9], [0.8], [0.7], [0.1]])
+    >>> tune_thresholds(y, s, "match_count").round(6).tolist()
+    [0.8]
+    """
+    if objective not in ("f1", "match_count"):
+        raise ValueError(f"objective must be 'f1' or 'match_count', got {objective!r}")
+    n_jobs = _check_n_jobs(n_jobs)
+    bits = _score_bits(scores, check_nan=False)
+    offsets, indices = _targets_csr(targets, *bits.shape)
+    pos64, col_off = _positives(bits, offsets, indices)
+    keys_out = np.empty(bits.shape[1], dtype=np.int64)
+    aux = np.empty(bits.shape[1], dtype=np.float64 if objective == "f1" else np.int64)
+
+    if objective == "f1":
+        def fn(c0, c1, keys):
+            _k.block_f1_thresholds(keys, c0, pos64, col_off, keys_out[c0:c1], aux[c0:c1])
+    else:
+        def fn(c0, c1, keys):
+            _k.block_count_thresholds(keys, c0, col_off, keys_out[c0:c1], aux[c0:c1])
+
+    _for_each_block(bits, col_off, fn, n_jobs)
+    return _decode_keys(keys_out)
+
+
+def apply_thresholds(scores: ArrayLike, thresholds: Any) -> ArrayLike:
+    """Binary predictions ``scores >= thresholds`` (per label; ``+inf`` never fires).
+
+    Returns a bool tensor for a tensor input, else a bool numpy array.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> apply_thresholds(np.array([[0.2, 0.9]]), np.array([0.1, np.inf])).tolist()
+    [[True, False]]
+    """
+    thr = np.asarray(_to_numpy(thresholds, "thresholds"), dtype=np.float64)
+    if np.isnan(thr).any():
+        raise ValueError(f"thresholds contain NaN at label {int(np.flatnonzero(np.isnan(thr))[0])}")
+    n_labels = scores.shape[-1] if hasattr(scores, "shape") and len(scores.shape) else None
+    if thr.ndim > 1 or (thr.ndim == 1 and thr.shape[0] != n_labels):
+        raise ValueError(
+            f"thresholds must be a scalar or have shape ({n_labels},), got {thr.shape}")
+    if _is_torch(scores):
+        torch = _torch()
+        # compare in float64: thresholds are exact float32 values, scores are widened
+        return scores.detach().to(torch.float64) >= torch.as_tensor(thr, device=scores.device)
+    return np.asarray(scores) >= thr
+
+
+def remove_pos_weight_shift(logits: ArrayLike, pos_weight: Any) -> ArrayLike:
+    """Undo the calibration shift of BCE trained with ``pos_weight``: ``logit - log w_c``.
+
+    BCE with weight ``w`` on positives is minimised at ``logit(p) + log w``, so with
+    ``w = neg/pos`` the 0.5 threshold fires whenever the posterior exceeds the base
+    rate (the ~2x over-prediction). Subtracting ``log w_c`` restores calibrated logits;
+    a per-label shift leaves each label's ranking, hence macro AP, unchanged (micro AP
+    changes: it compares labels).
+
+    Parameters
+    ----------
+    logits : tensor or array [..., C]
+    pos_weight : tensor, array or float, shape [C] or scalar, all > 0 and finite
+
+    Returns
+    -------
+    Same kind as ``logits`` (torch keeps its dtype and device).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> remove_pos_weight_shift(np.array([[0.0, 1.0]]), np.array([1.0, np.e])).tolist()
+    [[0.0, 0.0]]
+    """
+    w = np.asarray(_to_numpy(pos_weight, "pos_weight"), dtype=np.float64)
+    if w.ndim > 1:
+        raise ValueError(f"pos_weight must be a scalar or 1-D, got shape {w.shape}")
+    bad = ~(np.isfinite(w) & (w > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad.reshape(-1))[0])
+        raise ValueError(
+            f"pos_weight must be positive and finite; got {w.reshape(-1)[i]!r} at label {i}")
+    n_labels = logits.shape[-1] if len(logits.shape) else None
+    if w.ndim == 1 and w.shape[0] != n_labels:
+        raise ValueError(
+            f"pos_weight has shape {w.shape} but logits have {n_labels} labels "
+            f"(shape {tuple(logits.shape)})")
+    shift = np.log(w)
+    if _is_torch(logits):
+        torch = _torch()
+        return logits - torch.as_tensor(shift, dtype=logits.dtype, device=logits.device)
+    arr = np.asarray(logits)
+    return arr - shift.astype(arr.dtype) if arr.dtype.kind == "f" else arr - shift
+
+
+class MetricAccumulator:
+    """Collect validation batches, then compute all metrics at once.
+
+    Scores are stored as float32 (``n x C x 4`` bytes), targets as CSR.
+
+    Parameters
+    ----------
+    k : int or sequence of int
+        For precision at k.
+    threshold : float or array [C]
+        Decision threshold on the (shift-corrected) scores for the prediction ratio;
+        0.0 suits logits, 0.5 probabilities.
+    pos_weight : array or tensor [C], optional
+        If the model was trained with BCE ``pos_weight``, its logits are corrected with
+        :func:`remove_pos_weight_shift` before every metric (macro AP is unaffected,
+        micro AP and the prediction ratio are).
+    bucket_counts : array [C], optional
+        Counts defining head/medium/tail buckets (default: validation counts).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> acc = MetricAccumulator(k=1)
+    >>> acc.update(np.array([[2.0, -1.0]]), np.array([[1, 0]]))
+    >>> acc.update(np.array([[-3.0, 0.5]]), np.array([[0, 1]]))
+    >>> m = acc.compute()
+    >>> m["ap_macro"], m["precision_at_k"], m["prediction_ratio"].overall
+    (1.0, {1: 1.0}, 1.0)
+    """
+
+    def __init__(self, *, k: int | Sequence[int] = (1, 3, 5), threshold: Any = 0.0,
+                 pos_weight: Any = None, bucket_counts: Any = None) -> None:
+        self.k = k
+        self.threshold = threshold
+        self.pos_weight = None if pos_weight is None else np.asarray(
+            _to_numpy(pos_weight, "pos_weight"), dtype=np.float64)
+        if self.pos_weight is not None:
+            remove_pos_weight_shift(np.zeros((1, self.pos_weight.reshape(-1).shape[0])),
+                                    self.pos_weight)  # validates
+        self.bucket_counts = bucket_counts
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all collected batches."""
+        self._scores: list[np.ndarray] = []
+        self._indices: list[np.ndarray] = []
+        self._row_nnz: list[np.ndarray] = []
+        self._n = 0
+        self._n_labels: int | None = None
+
+    @property
+    def n_samples(self) -> int:
+        """Number of examples collected so far."""
+        return self._n
+
+    def update(self, scores: ArrayLike, targets: Any) -> None:
+        """Add a batch: scores ``[B, C]`` (tensor on any device or array), targets ``[B, C]``
+        0/1 or a LabelMatrix of B rows."""
+        bits = _score_bits(scores)
+        b, c = bits.shape
+        if self._n_labels is None:
+            self._n_labels = c
+        elif c != self._n_labels:
+            raise ValueError(f"scores have {c} labels but earlier batches had {self._n_labels}")
+        offsets, indices = _targets_csr(targets, b, c)
+        self._scores.append(np.array(bits.view(np.float32), copy=True))
+        self._indices.append(np.array(indices, copy=True))
+        self._row_nnz.append(np.diff(offsets))
+        self._n += b
+
+    def _collect(self) -> tuple[np.ndarray, Any]:
+        if self._n == 0:
+            raise ValueError("MetricAccumulator is empty: call update() first")
+        if len(self._scores) > 1:
+            out = np.empty((self._n, self._n_labels), dtype=np.float32)
+            r = 0
+            while self._scores:  # free each batch as it is copied
+                s = self._scores.pop(0)
+                out[r:r + s.shape[0]] = s
+                r += s.shape[0]
+            self._scores = [out]
+            self._indices = [np.concatenate(self._indices)]
+            self._row_nnz = [np.concatenate(self._row_nnz)]
+        scores = self._scores[0]
+        if self.pos_weight is not None:
+            scores = remove_pos_weight_shift(scores, self.pos_weight)
+        offsets = np.zeros(self._n + 1, dtype=np.int64)
+        np.cumsum(self._row_nnz[0], out=offsets[1:])
+        return scores, _CSR(offsets, self._indices[0], self._n_labels)
+
+    def compute(self) -> dict[str, Any]:
+        """All metrics over the collected examples.
+
+        Returns
+        -------
+        dict with ``n_samples``, ``ap_macro``, ``ap_micro``, ``ap_per_label`` (array),
+        ``precision_at_k`` (dict), ``prediction_ratio`` (:class:`PredictionRatio` at
+        ``threshold``) and ``label_counts`` (true counts).
+        """
+        scores, targets = self._collect()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            per_label = average_precision(targets, scores, average=None)
+            micro = average_precision(targets, scores, average="micro")
+        ks, scalar = _check_k(self.k, self._n_labels)
+        p_at_k = precision_at_k(targets, scores, k=[int(v) for v in ks])
+        preds = apply_thresholds(scores, self.threshold)
+        ratio = prediction_ratio(targets, preds, bucket_counts=self.bucket_counts)
+        return {
+            "n_samples": self._n,
+            "ap_macro": float(per_label.mean()),
+            "ap_micro": micro,
+            "ap_per_label": per_label,
+            "precision_at_k": p_at_k,
+            "prediction_ratio": ratio,
+            "label_counts": ratio.true_counts,
+        }
+
+    def tune_thresholds(self, objective: str = "f1") -> np.ndarray:
+        """:func:`tune_thresholds` on the collected (shift-corrected) scores."""
+        scores, targets = self._collect()
+        return tune_thresholds(targets, scores, objective)
+
+
+class _CSR:
+    """Minimal LabelMatrix-like holder for the accumulator's targets."""
+
+    def __init__(self, offsets: np.ndarray, indices: np.ndarray, n_labels: int) -> None:
+        self.offsets = offsets
+        self.indices = indices
+        self.n_labels = n_labels
+
+    def __len__(self) -> int:
+        return self.offsets.shape[0] - 1
