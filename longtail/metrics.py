@@ -149,7 +149,7 @@ def _as01(chunk: np.ndarray, row0: int, name: str, check: bool = True) -> np.nda
             bad = u8 > 1
             r, c = np.argwhere(bad)[0]
             raise ValueError(f"{name} must contain only 0 and 1; found a bool with byte "
-                             f"{u8[r, c]} at row {row0 + int(r)}, label {int(c)}")
+                             f"{u8[r, c].item()} at row {row0 + int(r)}, label {int(c)}")
         return u8
     if not check and kind in "iuf":
         return chunk.view(np.uint8) if chunk.dtype.itemsize == 1 else chunk.astype(np.uint8)
@@ -170,7 +170,7 @@ def _as01(chunk: np.ndarray, row0: int, name: str, check: bool = True) -> np.nda
         raise TypeError(f"{name} must be 0/1 (bool, integer or float), got dtype {chunk.dtype}")
     r, c = np.argwhere(bad)[0]
     raise ValueError(
-        f"{name} must contain only 0 and 1; found {chunk[r, c]!r} at row {row0 + int(r)}, "
+        f"{name} must contain only 0 and 1; found {chunk[r, c].item()!r} at row {row0 + int(r)}, "
         f"label {int(c)}"
     )
 
@@ -686,7 +686,7 @@ def remove_pos_weight_shift(logits: ArrayLike, pos_weight: Any) -> ArrayLike:
     if bad.any():
         i = int(np.flatnonzero(bad.reshape(-1))[0])
         raise ValueError(
-            f"pos_weight must be positive and finite; got {w.reshape(-1)[i]!r} at label {i}")
+            f"pos_weight must be positive and finite; got {w.reshape(-1)[i].item()!r} at label {i}")
     n_labels = logits.shape[-1] if len(logits.shape) else None
     if w.ndim == 1 and w.shape[0] != n_labels:
         raise ValueError(
