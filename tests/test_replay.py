@@ -373,7 +373,7 @@ def test_state_mismatch_raises():
     b = HardExampleSampler(N, 8, seed=0)
     b.load_state_dict(a.state_dict())
     assert not b.in_flight.any()
-    np.testing.assert_array_equal(b.priorities, a._prio)
+    np.testing.assert_array_equal(b.priorities, a.state_dict()["prio"])
 
 
 # --------------------------------------------------------------------------------------

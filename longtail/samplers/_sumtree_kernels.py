@@ -158,11 +158,32 @@ def tree_sample(tree, size, k, seed):
 
 
 # ---------------------------------------------------------------------------------------
-# HardExampleSampler: one draw step
+# HardExampleSampler
 # ---------------------------------------------------------------------------------------
+# Per-example state is one float64 row [priority, reported priority, step reported,
+# step drawn while in flight (-1: not in flight)] so that touching an example costs one
+# cache line, not four (steps are exact in float64 up to 2**53).
+PRIO = 0
+RAW = 1
+LAST = 2
+FLIGHT = 3
+
+
+@njit(cache=True, inline="always")
+def _unmark(ex, i, ring_step, ring_live):
+    """Lift example ``i``'s in-flight mark; its ring slot counts one live mark less."""
+    f = ex[i, FLIGHT]
+    if f >= 0.0:
+        s = np.int64(f)
+        slot = s % ring_step.shape[0]
+        if ring_step[slot] == s:
+            ring_live[slot] -= 1
+        ex[i, FLIGHT] = -1.0
+
+
 @njit(cache=True)
 def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
-                tu, tb, prio, flight, factor, ring, ring_step, idx_out, w_out, q_out):
+                tu, tb, ex, factor, ring, ring_step, ring_live, idx_out, w_out, q_out):
     """Draw the global batch of step ``step`` and mark it in flight.
 
     ``kh`` / ``kb`` / ``ku`` draws come from the hard tree, the base tree and the uniform
@@ -170,22 +191,26 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
     ``kh/B * leaf/H + kb/B * base/Bt + ku/B / n`` (B = kh + kb + ku) and the importance
     weight ``(p_target / q) ** beta``, p_target = ``tu / n + tb * base / Bt`` (the non-hard
     part of the mix), normalised over the batch by ``norm`` (0 none, 1 max, 2 mean).
-    The batch is shuffled (so rank slices mix the sources), then every drawn example's
-    leaf becomes ``prio * factor`` until its update arrives or ``ring.shape[0] - 1``
-    further steps pass. Returns 1 when the hard source drew uniformly (every priority 0).
+    With more than one source the batch is shuffled (so rank slices mix the sources).
+    Then every drawn example's leaf becomes ``priority * factor`` until its update
+    arrives or ``ring.shape[0] - 1`` further steps pass: the ring keeps each step's
+    batch and ``ring_live`` how many of its marks are still up, so expiring a batch whose
+    losses all came back costs nothing. Returns 1 when the hard source drew uniformly
+    (every priority 0).
     """
     bg = kh + kb + ku
+    slots = ring.shape[0]
     hard_uniform = 0
     if kh > 0 and not (tree[1] > 0.0):
         # every priority is 0 or in flight: lift the in-flight marks first
-        changed = False
         for i in range(n):
-            if flight[i] >= 0:
-                flight[i] = -1
-                tree[size + i] = prio[i]
-                changed = True
-        if changed:
-            tree_build(tree, size)
+            if ex[i, FLIGHT] >= 0.0:
+                ex[i, FLIGHT] = -1.0
+                tree[size + i] = ex[i, PRIO]
+        for t in range(slots):
+            ring_live[t] = 0
+            ring_step[t] = -1
+        tree_build(tree, size)
         if not (tree[1] > 0.0):
             hard_uniform = 1
     total_h = tree[1]
@@ -250,52 +275,66 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
     elif norm == 2 and wsum > 0.0:
         scale = bg / wsum
 
-    # shuffle (the sources were drawn in blocks) while writing the outputs
-    perm = np.arange(bg)
-    rng_shuffle(state, perm)
-    for j in range(bg):
-        t = perm[j]
-        idx_out[j] = idx[t]
-        q_out[j] = q[t]
-        w_out[j] = w[t] * scale
+    sources = (kh > 0) + (kb > 0) + (ku > 0)
+    if sources > 1:  # the sources were drawn in blocks: shuffle while writing out
+        perm = np.arange(bg)
+        rng_shuffle(state, perm)
+        for j in range(bg):
+            t = perm[j]
+            idx_out[j] = idx[t]
+            q_out[j] = q[t]
+            w_out[j] = w[t] * scale
+    else:  # draws from one source are i.i.d. already
+        for j in range(bg):
+            idx_out[j] = idx[j]
+            q_out[j] = q[j]
+            w_out[j] = w[j] * scale
 
-    # in flight: mark this batch, expire the one drawn ring.shape[0] - 1 steps ago
-    slots = ring.shape[0]
     if slots > 1:
-        changed_idx = np.empty(2 * bg, dtype=np.int64)
+        changed = np.empty(2 * bg, dtype=np.int64)
         nc = 0
+        slot = step % slots
+        ring_step[slot] = step
+        ring_live[slot] = 0
+        fstep = np.float64(step)
         for j in range(bg):
             i = idx_out[j]
-            flight[i] = step
-            v = prio[i] * factor
+            ring[slot, j] = i
+            f = ex[i, FLIGHT]
+            if f == fstep:  # drawn twice in this batch
+                continue
+            if f >= 0.0:  # still in flight from an earlier step: move its mark here
+                s_old = np.int64(f)
+                o = s_old % slots
+                if ring_step[o] == s_old:
+                    ring_live[o] -= 1
+            ex[i, FLIGHT] = fstep
+            ring_live[slot] += 1
+            v = ex[i, PRIO] * factor
             if tree[size + i] != v:
                 tree[size + i] = v
-                changed_idx[nc] = i
+                changed[nc] = i
                 nc += 1
-        slot = step % slots
-        for j in range(bg):
-            ring[slot, j] = idx_out[j]
-        ring_step[slot] = step
         old = (step + 1) % slots
         old_step = ring_step[old]
         if old_step >= 0 and old_step == step - (slots - 1):
-            for j in range(bg):
-                i = ring[old, j]
-                if flight[i] == old_step:
-                    flight[i] = -1
-                    v = prio[i]
-                    if tree[size + i] != v:
-                        tree[size + i] = v
-                        changed_idx[nc] = i
-                        nc += 1
+            if ring_live[old] > 0:
+                fold = np.float64(old_step)
+                for j in range(bg):
+                    i = ring[old, j]
+                    if ex[i, FLIGHT] == fold:
+                        ex[i, FLIGHT] = -1.0
+                        v = ex[i, PRIO]
+                        if tree[size + i] != v:
+                            tree[size + i] = v
+                            changed[nc] = i
+                            nc += 1
+            ring_live[old] = 0
             ring_step[old] = -1
-        tree_propagate(tree, size, changed_idx[:nc])
+        tree_propagate(tree, size, changed[:nc])
     return hard_uniform
 
 
-# ---------------------------------------------------------------------------------------
-# HardExampleSampler: feedback
-# ---------------------------------------------------------------------------------------
 @njit(cache=True)
 def _bisect(a, length, x, right):
     lo = 0
@@ -310,26 +349,51 @@ def _bisect(a, length, x, right):
 
 
 @njit(cache=True)
-def replay_priorities(idx, loss, kind, alpha, eps, pressure, baseline, has_baseline,
-                      hist, ref, hstate, max_value):
-    """Priorities for reported losses; ``None``-free error signalling via the return.
+def replay_update(tree, size, n, idx, loss, kind, alpha, eps, pressure, baseline,
+                  has_baseline, hist, ref, hstate, max_value, ex, factor, step, stats,
+                  sweep, half_life, ring_step, ring_live, err):
+    """Validate, turn losses into priorities, apply them (in order: last write wins),
+    then sweep. On invalid input nothing changes and ``err`` = [code, position]
+    (1 index out of range, 2 loss not finite, 3 priority overflow).
 
-    kind 0 ``loss``: ``(max(loss - baseline, 0) + eps) ** alpha``.
+    Priorities (losses are rounded to float32 first, as the DDP gather sends them):
+    kind 0 ``loss``: ``(max(loss - baseline, 0) + eps) ** alpha``;
     kind 1 ``rank`` (Loshchilov & Hutter 2015): ``pressure ** (pct - 1)``, i.e.
-    ``exp(-ln(pressure) * rank / N)`` with the rank estimated as ``N * (1 - pct)``.
+    ``exp(-ln(pressure) * rank / N)`` with the rank estimated as ``N * (1 - pct)``;
     kind 2 ``percentile`` (Selective-Backprop, Jiang et al. 2019): ``(pct + eps) ** alpha``.
     ``pct`` is the mid-rank percentile of the loss among a sorted snapshot ``ref`` of the
     last ``hist.shape[0]`` reported losses, re-sorted once ``hstate[3]`` new losses have
     arrived (``hstate`` = [write position, count, new since refresh, refresh every,
-    snapshot length]). Returns the priorities, or an empty array when one is not finite or
-    exceeds ``max_value`` (nothing has been changed then).
+    snapshot length]).
+
+    ``stats`` = [max reported priority, running mean, reports so far, updates applied].
+    The running mean is the mean of each update's priorities averaged with weight
+    ``b / min(n, reports so far)`` (a cumulative mean over the first n reports, then an
+    exponential average over about one pass of the data).
+
+    Sweep (``sweep`` = [position, chunk]): each call also revisits ``chunk`` examples
+    cyclically; one never reported gets the largest priority reported so far (PER's rule:
+    unseen examples come first), a reported one decays toward the running mean,
+    ``prio = mean + (raw - mean) * 2 ** (-age / half_life)`` with ``age`` the steps since
+    its report (no decay when ``half_life <= 0``). The first update sets every unseen
+    example at once (O(n), once).
     """
     b = idx.shape[0]
     x = np.empty(b, dtype=np.float64)
     for j in range(b):
+        i = idx[j]
+        if i < 0 or i >= n:
+            err[0] = 1
+            err[1] = j
+            return
         v = loss[j]
+        if not np.isfinite(v) or not np.isfinite(np.float32(v)):
+            err[0] = 2
+            err[1] = j
+            return
+        v = np.float64(np.float32(v))
         if has_baseline:
-            v = v - baseline[idx[j]]
+            v = v - baseline[i]
         x[j] = v
     p = np.empty(b, dtype=np.float64)
     if kind == 0:
@@ -339,97 +403,77 @@ def replay_priorities(idx, loss, kind, alpha, eps, pressure, baseline, has_basel
                 v = 0.0
             pj = (v + eps) ** alpha
             if not (pj <= max_value):
-                return np.empty(0, dtype=np.float64)
+                err[0] = 3
+                err[1] = j
+                return
             p[j] = pj
-        return p
-    # rank / percentile: update the history, maybe re-sort the snapshot
-    h = hist.shape[0]
-    for j in range(b):
-        hist[hstate[0]] = x[j]
-        hstate[0] = (hstate[0] + 1) % h
-        if hstate[1] < h:
-            hstate[1] += 1
-    hstate[2] += b
-    if hstate[4] == 0 or hstate[2] >= hstate[3]:
-        cnt = hstate[1]
-        srt = np.sort(hist[:cnt])
-        for j in range(cnt):
-            ref[j] = srt[j]
-        hstate[4] = cnt
-        hstate[2] = 0
-    length = hstate[4]
-    log_p = np.log(pressure)
-    for j in range(b):
-        lo = _bisect(ref, length, x[j], False)
-        hi = _bisect(ref, length, x[j], True)
-        pct = 0.5 * (lo + hi) / length
-        if kind == 1:
-            p[j] = np.exp(log_p * (pct - 1.0))
-        else:
-            p[j] = (pct + eps) ** alpha
-    return p
-
-
-@njit(cache=True)
-def replay_apply(tree, size, n, idx, p, prio, raw, last, flight, factor, step,
-                 stats, sweep, half_life):
-    """Apply new priorities ``p`` at ``idx`` (in order: last write wins), then sweep.
-
-    ``stats`` = [max raw priority, running mean, cumulative count, updates applied].
-    The running mean is the mean of each update's priorities averaged with weight
-    ``b / min(n, cumulative count)`` (a cumulative mean for the first n reports, then an
-    exponential average over about one pass of the data).
-
-    Sweep (``sweep`` = [position, chunk]): each call also revisits ``chunk`` leaves
-    cyclically; an example never reported gets the largest priority reported so far
-    (PER's rule: unseen examples come first), a reported one decays toward the running
-    mean, ``prio = mean + (raw - mean) * 2 ** (-age / half_life)`` with ``age`` the
-    steps since its report (no decay when ``half_life <= 0``). The first update sets
-    every unseen example at once (O(n), once).
-    """
-    b = idx.shape[0]
-    if b > 0:
-        pmax = stats[0]
-        psum = 0.0
+    elif b > 0:
+        h = hist.shape[0]
         for j in range(b):
-            i = idx[j]
-            v = p[j]
-            raw[i] = v
-            prio[i] = v
-            last[i] = step
-            flight[i] = -1
-            tree[size + i] = v
-            psum += v
-            if v > pmax:
-                pmax = v
-        stats[0] = pmax
-        stats[2] += b
-        denom = stats[2]
-        if denom > n:
-            denom = n
-        rate = b / denom
-        if rate > 1.0:
-            rate = 1.0
-        stats[1] += (psum / b - stats[1]) * rate
-    first = stats[3] == 0 and b > 0
-    if b > 0:
-        stats[3] += 1
+            hist[hstate[0]] = x[j]
+            hstate[0] = (hstate[0] + 1) % h
+            if hstate[1] < h:
+                hstate[1] += 1
+        hstate[2] += b
+        if hstate[4] == 0 or hstate[2] >= hstate[3]:
+            cnt = hstate[1]
+            srt = np.sort(hist[:cnt])
+            for j in range(cnt):
+                ref[j] = srt[j]
+            hstate[4] = cnt
+            hstate[2] = 0
+        length = hstate[4]
+        log_p = np.log(pressure)
+        for j in range(b):
+            lo = _bisect(ref, length, x[j], False)
+            hi = _bisect(ref, length, x[j], True)
+            pct = 0.5 * (lo + hi) / length
+            if kind == 1:
+                p[j] = np.exp(log_p * (pct - 1.0))
+            else:
+                p[j] = (pct + eps) ** alpha
+    if b == 0:
+        return
+
+    fstep = np.float64(step)
+    pmax = stats[0]
+    psum = 0.0
+    for j in range(b):
+        i = idx[j]
+        v = p[j]
+        _unmark(ex, i, ring_step, ring_live)
+        ex[i, RAW] = v
+        ex[i, PRIO] = v
+        ex[i, LAST] = fstep
+        tree[size + i] = v
+        psum += v
+        if v > pmax:
+            pmax = v
+    stats[0] = pmax
+    stats[2] += b
+    denom = stats[2]
+    if denom > n:
+        denom = n
+    rate = b / denom
+    if rate > 1.0:
+        rate = 1.0
+    stats[1] += (psum / b - stats[1]) * rate
+    first = stats[3] == 0
+    stats[3] += 1
     if first:
         for i in range(n):
-            if last[i] < 0:
-                prio[i] = stats[0]
-                tree[size + i] = stats[0] * factor if flight[i] >= 0 else stats[0]
+            if ex[i, LAST] < 0.0:
+                ex[i, PRIO] = pmax
+                tree[size + i] = pmax * factor if ex[i, FLIGHT] >= 0.0 else pmax
         tree_build(tree, size)
         return
     tree_propagate(tree, size, idx)
-    if stats[3] == 0:
-        return
-    pos = sweep[0]
     chunk = sweep[1]
     if chunk <= 0:
         return
     if chunk > n:
         chunk = n
+    pos = sweep[0]
     mean = stats[1]
     end = pos + chunk
     for seg in range(2):
@@ -440,13 +484,17 @@ def replay_apply(tree, size, n, idx, p, prio, raw, last, flight, factor, step,
             lo = 0
             hi = end - n if end > n else 0
         for i in range(lo, hi):
-            if last[i] < 0:
-                v = stats[0]
-            elif half_life > 0.0 and last[i] < step:
-                v = mean + (raw[i] - mean) * np.exp2(-(step - last[i]) / half_life)
+            last = ex[i, LAST]
+            if last < 0.0:
+                v = pmax
+            elif half_life > 0.0:
+                if last < fstep:
+                    v = mean + (ex[i, RAW] - mean) * np.exp2(-(fstep - last) / half_life)
+                else:
+                    v = ex[i, RAW]
             else:
-                v = raw[i] if half_life > 0.0 else prio[i]
-            prio[i] = v
-            tree[size + i] = v * factor if flight[i] >= 0 else v
+                v = ex[i, PRIO]
+            ex[i, PRIO] = v
+            tree[size + i] = v * factor if ex[i, FLIGHT] >= 0.0 else v
         tree_propagate_range(tree, size, lo, hi)
     sweep[0] = end % n

@@ -18,6 +18,7 @@ import math
 from typing import Any, Iterator, Literal
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike
 from torch.utils.data import Sampler
 
@@ -365,15 +366,19 @@ class HardExampleSampler(Sampler[IndexBatch]):
         n = self.n
         self._step = 0
         self._tree = np.zeros(2 * self._size, dtype=np.float64)
-        self._prio = np.ones(n, dtype=np.float64)
-        self._raw = np.zeros(n, dtype=np.float64)
-        self._last = np.full(n, -1, dtype=np.int64)
-        self._flight = np.full(n, -1, dtype=np.int64)
+        # one row per example: [priority, reported priority, step reported, step drawn
+        # while in flight]; -1 = never / not in flight
+        self._ex = np.empty((n, 4), dtype=np.float64)
+        self._ex[:, _k.PRIO] = 1.0
+        self._ex[:, _k.RAW] = 0.0
+        self._ex[:, _k.LAST] = -1.0
+        self._ex[:, _k.FLIGHT] = -1.0
         self._tree[self._size:self._size + n] = 1.0
         _k.tree_build(self._tree, self._size)
         slots = self.in_flight_timeout + 1 if self.in_flight_timeout > 0 else 1
         self._ring = np.zeros((slots, self.global_batch), dtype=np.int64)
         self._ring_step = np.full(slots, -1, dtype=np.int64)
+        self._ring_live = np.zeros(slots, dtype=np.int64)
         # [max reported priority, running mean, reports so far, updates applied]
         self._stats = np.zeros(4, dtype=np.float64)
         self._sweep = np.array([0, self._sweep_chunk], dtype=np.int64)
@@ -382,6 +387,8 @@ class HardExampleSampler(Sampler[IndexBatch]):
         self._ref = np.zeros(h, dtype=np.float64)
         # [write position, count, new since refresh, refresh every, snapshot length]
         self._hstate = np.array([0, 0, 0, max(1, h // 4), 0], dtype=np.int64)
+        self._err = np.zeros(2, dtype=np.int64)
+        self._no_baseline = np.zeros(1, dtype=np.float64)
 
     @property
     def beta(self) -> float:
@@ -411,7 +418,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
     @property
     def in_flight(self) -> np.ndarray:
         """Boolean mask of examples drawn and not reported yet (nor timed out)."""
-        return self._flight >= 0
+        return self._ex[:, _k.FLIGHT] >= 0
 
     def probabilities(self) -> np.ndarray:
         """Draw probability ``q`` of every example for the next draw, float64 ``[n]``.
@@ -425,10 +432,11 @@ class HardExampleSampler(Sampler[IndexBatch]):
             total = self._tree[1]
             if total > 0:
                 q += (self._kh / g) * self._tree[self._size:self._size + self.n] / total
-            elif not (self._prio > 0).any():
+            elif not (self._ex[:, _k.PRIO] > 0).any():
                 q += (self._kh / g) / self.n
             else:  # every positive priority is in flight: the marks will be lifted
-                q += (self._kh / g) * self._prio / self._prio.sum()
+                prio = self._ex[:, _k.PRIO]
+                q += (self._kh / g) * prio / prio.sum()
         if self._kb:
             q += (self._kb / g) * self._base / self._btree[1]
         return q
@@ -443,7 +451,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
     def digest(self) -> str:
         """Hex fingerprint of the sampler state (tree, marks, step) for replica checks."""
         h = hashlib.sha1()
-        for arr in (self._tree, self._prio, self._raw, self._last, self._flight, self._stats):
+        for arr in (self._tree, self._ex, self._stats, self._ring_step, self._ring_live):
             h.update(np.ascontiguousarray(arr).tobytes())
         h.update(str(self._step).encode())
         return h.hexdigest()
@@ -475,8 +483,8 @@ class HardExampleSampler(Sampler[IndexBatch]):
         _k.replay_draw(self._tree, self._size, self._btree, self._bsize, self.n,
                        self._kh, self._kb, self._ku, self._base_seed, self._step,
                        self._beta, _NORMS[self.normalize], self._tu, self._tb,
-                       self._prio, self._flight, self.in_flight_factor,
-                       self._ring, self._ring_step, idx, w, q)
+                       self._ex, self.in_flight_factor, self._ring, self._ring_step,
+                       self._ring_live, idx, w, q)
         self._step += 1
         return idx, w, q
 
@@ -507,34 +515,27 @@ class HardExampleSampler(Sampler[IndexBatch]):
     # ------------------------------------------------------------------------------
     # feedback
     # ------------------------------------------------------------------------------
-    def _to_host(self, indices: Any, losses: Any) -> tuple[Any, Any, bool]:
-        """Reduce ``[B, C]`` losses, check shapes; returns (indices, losses, ok) with at
-        most one device-to-host copy; torch tensors stay tensors when gathering."""
-        try:
-            import torch
-        except ImportError:  # pragma: no cover
-            torch = None
-        is_t = torch is not None and isinstance(losses, torch.Tensor)
-        if is_t:
+    def _prepare(self, indices: Any, losses: Any, to_host: bool) -> tuple[Any, Any]:
+        """Check shapes and types, reduce ``[B, C]`` losses (on their device). With
+        ``to_host``: numpy (indices, losses) after at most one device-to-host copy."""
+        if isinstance(losses, torch.Tensor):
             losses = losses.detach()
             if losses.dtype == torch.bool or losses.is_complex():
-                raise ValueError(f"losses must be real, got dtype {losses.dtype}")
+                raise ValueError(f"losses must be real numbers, got dtype {losses.dtype}")
         else:
             losses = np.asarray(losses)
             if losses.dtype.kind not in "fiu":
-                raise ValueError(f"losses must be a real array, got dtype {losses.dtype}")
+                raise ValueError(f"losses must be real numbers, got dtype {losses.dtype}")
         if losses.ndim == 2:
             losses = _per_example_loss(losses, self.loss_reduction)
         if losses.ndim != 1:
-            raise ValueError(
-                f"losses must have shape [B] or [B, C], got {tuple(losses.shape)}"
-            )
-        if torch is not None and isinstance(indices, torch.Tensor):
-            if indices.dtype in (torch.bool,) or indices.is_floating_point() or indices.is_complex():
+            raise ValueError(f"losses must have shape [B] or [B, C], got {tuple(losses.shape)}")
+        if isinstance(indices, torch.Tensor):
+            if indices.dtype == torch.bool or indices.is_floating_point() or indices.is_complex():
                 raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
         else:
             indices = np.asarray(indices)
-            if indices.dtype.kind not in "iu" and not (indices.size == 0):
+            if indices.dtype.kind not in "iu" and indices.size:
                 raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
         if indices.ndim != 1:
             raise ValueError(f"indices must be 1-D, got shape {tuple(indices.shape)}")
@@ -543,7 +544,27 @@ class HardExampleSampler(Sampler[IndexBatch]):
                 f"indices and losses disagree: {indices.shape[0]} indices, "
                 f"{losses.shape[0]} losses"
             )
-        return indices, losses, is_t
+        if not to_host:
+            return indices, losses
+        if isinstance(losses, torch.Tensor):
+            if losses.dtype not in (torch.float32, torch.float64):
+                losses = losses.to(torch.float64)
+            if losses.device.type != "cpu":
+                if isinstance(indices, torch.Tensor) and indices.device == losses.device:
+                    # one copy for both: float64 carries indices exactly below 2**53
+                    both = torch.cat([indices.to(torch.float64),
+                                      losses.to(torch.float64)]).cpu().numpy()
+                    b = indices.shape[0]
+                    idx_f = both[:b]
+                    if b and not (np.abs(idx_f) < 2.0 ** 53).all():
+                        pos = int(np.flatnonzero(~(np.abs(idx_f) < 2.0 ** 53))[0])
+                        raise ValueError(f"indices[{pos}] is outside [0, {self.n})")
+                    return idx_f.astype(np.int64), both[b:]
+                losses = losses.cpu()
+            losses = losses.numpy()
+        if isinstance(indices, torch.Tensor):
+            indices = indices.cpu().numpy()
+        return indices, losses
 
     def _gather(self, indices: Any, losses: Any,
                 error: Exception | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -552,7 +573,6 @@ class HardExampleSampler(Sampler[IndexBatch]):
         A first all-gather of the sizes also carries "my input was invalid" (-1), so a
         bad call on one rank raises ``ValueError`` on every rank instead of hanging.
         """
-        import torch
         import torch.distributed as dist
 
         device = torch.device("cpu")
@@ -581,29 +601,12 @@ class HardExampleSampler(Sampler[IndexBatch]):
         all_loss = [torch.empty_like(loss_t) for _ in range(self.num_replicas)]
         dist.all_gather(all_idx, idx_t)
         dist.all_gather(all_loss, loss_t)
+        # one device-to-host copy; float64 carries the indices exactly (n < 2**53)
         packed = torch.cat([torch.stack(all_idx).to(torch.float64),
                             torch.stack(all_loss).to(torch.float64)]).cpu().numpy()
-        # indices above 2**53 do not exist here (n < 2**53), float64 carries them exactly
         idx_rows, loss_rows = packed[:self.num_replicas], packed[self.num_replicas:]
         keep = np.concatenate([np.arange(c) + r * width for r, c in enumerate(counts)])
-        return (idx_rows.reshape(-1)[keep].astype(np.int64),
-                loss_rows.reshape(-1)[keep])
-
-    def _local(self, indices: Any, losses: Any, is_t: bool) -> tuple[np.ndarray, np.ndarray]:
-        """One device-to-host copy of (indices, losses) as (int64, float64) numpy."""
-        import torch
-
-        idx_t = isinstance(indices, torch.Tensor)
-        if is_t and idx_t and indices.device == losses.device and losses.device.type != "cpu":
-            both = torch.cat([indices.to(torch.float64), losses.to(torch.float64)]).cpu().numpy()
-            b = indices.shape[0]
-            idx_f = both[:b]
-            if not (np.isfinite(idx_f).all() and (np.abs(idx_f) < 2.0 ** 53).all()):
-                raise ValueError("indices out of range")
-            return idx_f.astype(np.int64), both[b:]
-        idx = indices.cpu().numpy() if idx_t else indices
-        loss = losses.to(torch.float64).cpu().numpy() if is_t else np.asarray(losses)
-        return idx, loss
+        return idx_rows.reshape(-1)[keep].astype(np.int64), loss_rows.reshape(-1)[keep]
 
     def update(self, indices: ArrayLike, losses: Any, *, gather: bool | None = None) -> None:
         """Report per-example losses of a batch; they set the examples' priorities.
@@ -613,9 +616,11 @@ class HardExampleSampler(Sampler[IndexBatch]):
         indices : array_like or torch.Tensor of int, shape [B]
             Example ids (``extras["index"]`` of the batch, or the dataset's index).
         losses : array_like or torch.Tensor, shape [B] or [B, C]
-            Per-example losses, or element-wise multilabel losses reduced to [B] with
-            ``loss_reduction`` (``longtail.losses.per_example_loss``). Any device: one
-            device-to-host copy. Applied as float32.
+            Per-example losses (e.g. ``longtail.losses.asymmetric_loss(logits, y,
+            reduction="sample")``), or element-wise multilabel losses, reduced to [B]
+            with ``loss_reduction`` (``longtail.losses.per_example_loss``) on their
+            device. Any device: one device-to-host copy. Applied as float32 (what the
+            DDP gather sends).
         gather : bool, optional
             All-gather from every rank first (default: when ``torch.distributed`` is
             initialised with ``num_replicas`` ranks). Every rank must call ``update``
@@ -630,34 +635,13 @@ class HardExampleSampler(Sampler[IndexBatch]):
         if gather is None:
             gather = self.num_replicas > 1 and self._dist_ready()
         try:
-            idx_in, loss_in, is_t = self._to_host(indices, losses)
+            idx, loss = self._prepare(indices, losses, to_host=not gather)
         except ValueError as err:
-            if not gather:
-                raise
-            self._gather(None, None, error=err)  # tell the other ranks, then raise
-            raise AssertionError("unreachable")  # pragma: no cover
+            if gather:
+                self._gather(None, None, error=err)  # tell the other ranks, then raise
+            raise
         if gather:
-            idx, loss = self._gather(idx_in, loss_in)
-        else:
-            idx, loss = self._local(idx_in, loss_in, is_t)
-        idx = np.asarray(idx)
-        loss = np.asarray(loss)
-        if idx.dtype.kind not in "iu" and idx.size:
-            raise ValueError(f"indices must be integers, got dtype {idx.dtype}")
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
-        loss = np.ascontiguousarray(loss, dtype=np.float64).astype(np.float32).astype(np.float64)
-        if idx.size:
-            bad = (idx < 0) | (idx >= self.n)
-            if bad.any():
-                pos = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"indices[{pos}] = {int(idx[pos])} is outside [0, {self.n})")
-            fin = np.isfinite(loss)
-            if not fin.all():
-                pos = int(np.flatnonzero(~fin)[0])
-                raise ValueError(
-                    f"losses must be finite; losses[{pos}] = {loss[pos]!r} "
-                    f"(example {int(idx[pos])})"
-                )
+            idx, loss = self._gather(idx, loss)
         self._apply(idx, loss)
 
     def _dist_ready(self) -> bool:
@@ -667,19 +651,33 @@ class HardExampleSampler(Sampler[IndexBatch]):
                 and dist.get_world_size() == self.num_replicas)
 
     def _apply(self, idx: np.ndarray, loss: np.ndarray) -> None:
-        base = self.baseline if self.baseline is not None else self._raw
-        p = _k.replay_priorities(idx, loss, _KINDS[self.priority], self.alpha, self.eps,
-                                 self.selection_pressure, base, self.baseline is not None,
-                                 self._hist, self._ref, self._hstate, self._max_value)
-        if p.shape[0] != idx.shape[0]:
-            raise ValueError(
-                f"a priority overflowed (loss too large for alpha={self.alpha}): "
-                f"priorities must stay <= {self._max_value:.3g}"
-            )
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        loss = np.ascontiguousarray(loss, dtype=np.float64)
+        if not idx.flags.writeable:
+            idx = idx.copy()
+        if not loss.flags.writeable:
+            loss = loss.copy()
+        err = self._err
+        err[:] = 0
+        has_base = self.baseline is not None
         hl = self.staleness_half_life if self.staleness_half_life is not None else 0.0
-        _k.replay_apply(self._tree, self._size, self.n, idx, p, self._prio, self._raw,
-                        self._last, self._flight, self.in_flight_factor, self._step,
-                        self._stats, self._sweep, hl)
+        _k.replay_update(self._tree, self._size, self.n, idx, loss, _KINDS[self.priority],
+                         self.alpha, self.eps, self.selection_pressure,
+                         self.baseline if has_base else self._no_baseline, has_base,
+                         self._hist, self._ref, self._hstate, self._max_value, self._ex,
+                         self.in_flight_factor, self._step, self._stats, self._sweep, hl,
+                         self._ring_step, self._ring_live, err)
+        if err[0]:
+            code, pos = int(err[0]), int(err[1])
+            if code == 1:
+                raise ValueError(f"indices[{pos}] = {int(idx[pos])} is outside [0, {self.n})")
+            if code == 2:
+                raise ValueError(f"losses must be finite (as float32); losses[{pos}] = "
+                                 f"{loss[pos]!r} (example {int(idx[pos])})")
+            raise ValueError(
+                f"the priority of losses[{pos}] = {loss[pos]!r} overflows (alpha="
+                f"{self.alpha}): priorities must stay <= {self._max_value:.3g}"
+            )
 
     # ------------------------------------------------------------------------------
     # resume
@@ -705,12 +703,13 @@ class HardExampleSampler(Sampler[IndexBatch]):
             "epoch": self.epoch,
             "yielded": int(self._position()),
             "step": int(self._step),
-            "prio": self._prio.copy(),
-            "raw": self._raw.copy(),
-            "last": self._last.copy(),
-            "flight": self._flight.copy(),
+            "prio": self._ex[:, _k.PRIO].copy(),
+            "raw": self._ex[:, _k.RAW].copy(),
+            "last": self._ex[:, _k.LAST].astype(np.int64),
+            "flight": self._ex[:, _k.FLIGHT].astype(np.int64),
             "ring": self._ring.copy(),
             "ring_step": self._ring_step.copy(),
+            "ring_live": self._ring_live.copy(),
             "stats": self._stats.tolist(),
             "sweep_pos": int(self._sweep[0]),
             "hist": self._hist.copy(),
@@ -742,7 +741,8 @@ class HardExampleSampler(Sampler[IndexBatch]):
             if arr.shape != (n,):
                 raise ValueError(f"state_dict[{key!r}] has shape {arr.shape}, expected ({n},)")
             arrays[key] = arr
-        if not (np.isfinite(arrays["prio"]).all() and (arrays["prio"] >= 0).all()):
+        if not (np.isfinite(arrays["prio"]).all() and (arrays["prio"] >= 0).all()
+                and (arrays["prio"] <= self._max_value).all()):
             raise ValueError("state_dict['prio'] must be finite and >= 0")
         hist = np.array(state["hist"], dtype=np.float64)
         hstate = np.array(state["hstate"], dtype=np.int64)
@@ -751,8 +751,12 @@ class HardExampleSampler(Sampler[IndexBatch]):
                 f"state_dict was saved with history={hist.shape[0]}, this sampler has "
                 f"history={self.history}"
             )
-        self._prio, self._raw, self._last, self._flight = (
-            arrays["prio"], arrays["raw"], arrays["last"], arrays["flight"])
+        ex = np.empty((n, 4), dtype=np.float64)
+        ex[:, _k.PRIO] = arrays["prio"]
+        ex[:, _k.RAW] = arrays["raw"]
+        ex[:, _k.LAST] = arrays["last"]
+        ex[:, _k.FLIGHT] = arrays["flight"]
+        self._ex = ex
         self._hist = hist
         self._ref = np.array(state["ref"], dtype=np.float64)
         self._hstate = hstate
@@ -761,14 +765,16 @@ class HardExampleSampler(Sampler[IndexBatch]):
         self._step = int(state["step"])
         ring = np.array(state["ring"], dtype=np.int64)
         ring_step = np.array(state["ring_step"], dtype=np.int64)
+        ring_live = np.array(state["ring_live"], dtype=np.int64)
         if ring.shape == self._ring.shape and int(state["global_batch"]) == self.global_batch:
-            self._ring, self._ring_step = ring, ring_step
+            self._ring, self._ring_step, self._ring_live = ring, ring_step, ring_live
         else:
-            self._flight[:] = -1
+            ex[:, _k.FLIGHT] = -1.0
             self._ring[:] = 0
             self._ring_step[:] = -1
+            self._ring_live[:] = 0
         factor = self.in_flight_factor
-        leaves = np.where(self._flight >= 0, self._prio * factor, self._prio)
+        leaves = np.where(ex[:, _k.FLIGHT] >= 0, ex[:, _k.PRIO] * factor, ex[:, _k.PRIO])
         self._tree[:] = 0.0
         self._tree[self._size:self._size + n] = leaves
         _k.tree_build(self._tree, self._size)

@@ -133,7 +133,9 @@ class SumTree:
         return self.capacity
 
     def __getitem__(self, index: Any) -> Any:
-        return self.values[index]
+        """Leaf value(s): a float for an integer index, an array otherwise."""
+        value = self.values[index]
+        return float(value) if np.ndim(value) == 0 else value
 
     def probabilities(self, indices: ArrayLike | None = None) -> np.ndarray:
         """``value / total`` for ``indices`` (default all leaves)."""
