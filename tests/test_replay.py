@@ -222,6 +222,35 @@ def test_multilabel_losses_and_torch_inputs():
     d.update(idx, loss2d)
     e.update(idx, loss2d.amax(1))
     assert d.digest() == e.digest()
+    # "balanced" (mean over positives and over negatives, equally) needs the targets
+    y = torch.from_numpy(rng.random((6, 5)) < 0.3).float()
+    f = HardExampleSampler(12, 3, seed=0, loss_reduction="balanced")
+    g = HardExampleSampler(12, 3, seed=0)
+    f.update(idx, loss2d, targets=y)
+    pos = (loss2d * y).sum(1) / y.sum(1).clamp_min(1)
+    neg = (loss2d * (1 - y)).sum(1) / (1 - y).sum(1).clamp_min(1)
+    g.update(idx, torch.where(y.sum(1) > 0, 0.5 * (pos + neg), neg))
+    assert f.digest() == g.digest()
+    with pytest.raises(ValueError):
+        HardExampleSampler(12, 3, loss_reduction="balanced").update(idx, loss2d)
+
+
+def test_the_obvious_training_path():
+    from longtail.losses import asymmetric_loss
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 6)
+    x, y = torch.randn(12, 4), (torch.rand(12, 6) < 0.3).float()
+    s = HardExampleSampler(12, 4, seed=0, in_flight_timeout=0)
+    for _ in range(3):
+        b = s.sample()
+        idx = torch.from_numpy(b.extras["index"])
+        losses = asymmetric_loss(model(x[idx]), y[idx], reduction="sample")  # [B], grad
+        (torch.from_numpy(b.extras["weight"]) * losses).mean().backward()
+        s.update(idx, losses)  # requires_grad is fine: detached inside
+        expected = (losses.detach().double().float().double().numpy() + s.eps) ** s.alpha
+        last = dict(zip(idx.tolist(), expected))  # duplicates: the last write wins
+        np.testing.assert_allclose(s.priorities[list(last)], list(last.values()))
 
 
 def _bad_updates():

@@ -37,28 +37,20 @@ _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 def _per_example_loss(losses: Any, reduction: str, targets: Any = None) -> Any:
-    """Reduce a ``[B, C]`` loss to ``[B]``: ``longtail.losses.per_example_loss`` when it
-    exists, else the same reductions computed here (``mean``, ``sum``, ``max``)."""
-    if importlib.util.find_spec("longtail.losses") is not None:
-        from longtail import losses as _losses
+    """Reduce a ``[B, C]`` element-wise loss to ``[B]`` on its device with
+    :func:`longtail.losses.per_example_loss` (numpy input goes through torch)."""
+    from longtail.losses import per_example_loss
 
-        fn = getattr(_losses, "per_example_loss", None)
-        if fn is not None:
-            if isinstance(losses, np.ndarray):
-                import torch
-
-                return fn(torch.from_numpy(losses), targets=targets, reduction=reduction)
-            return fn(losses, targets=targets, reduction=reduction)
-    if reduction not in ("mean", "sum", "max"):
-        raise ValueError(
-            f"loss_reduction={reduction!r} needs longtail.losses.per_example_loss; "
-            "available here: 'mean', 'sum', 'max'"
-        )
     if isinstance(losses, np.ndarray):
-        return getattr(np, reduction)(losses, axis=1)
-    if reduction == "max":
-        return losses.amax(dim=1)
-    return getattr(losses, reduction)(dim=1)
+        losses = torch.from_numpy(np.ascontiguousarray(losses))
+    if targets is not None and not isinstance(targets, torch.Tensor):
+        targets = torch.as_tensor(np.asarray(targets))
+    if targets is not None:
+        targets = targets.to(device=losses.device)
+    try:
+        return per_example_loss(losses, targets=targets, reduction=reduction)
+    except TypeError as err:
+        raise ValueError(str(err)) from err
 
 
 def _check_fraction(name: str, value: Any) -> float:
@@ -218,9 +210,9 @@ class HardExampleSampler(Sampler[IndexBatch]):
         Multiplier in [0, 1] of a drawn example's hard priority until its loss returns.
     in_flight_timeout : int
         Steps after which an unreported in-flight mark is lifted (0: no marks).
-    loss_reduction : str
+    loss_reduction : {"mean", "sum", "max", "balanced"}
         Reduction of ``[B, C]`` losses passed to :meth:`update`
-        (``longtail.losses.per_example_loss``).
+        (:func:`longtail.losses.per_example_loss`; ``"balanced"`` needs ``targets``).
     seed : int
         Base seed; step ``s`` draws from the stream ``(seed, s)``.
     num_replicas, rank : int, optional
@@ -234,20 +226,21 @@ class HardExampleSampler(Sampler[IndexBatch]):
     >>> import torch
     >>> from torch.utils.data import DataLoader, TensorDataset
     >>> from longtail.datasets.index_batch import with_extras, collate_with_extras
+    >>> from longtail.losses import asymmetric_loss
     >>> x, y = torch.randn(100, 8), (torch.rand(100, 5) < 0.2).float()
     >>> sampler = HardExampleSampler(100, batch_size=16, hard_fraction=0.5, seed=0)
     >>> loader = DataLoader(with_extras(TensorDataset(x, y)), batch_sampler=sampler,
-    ...                     collate_fn=collate_with_extras)
+    ...                     collate_fn=collate_with_extras)   # ArrowDataset: no wrapper
     >>> model = torch.nn.Linear(8, 5)
     >>> for xb, yb, extras in loader:
-    ...     logits = model(xb)
-    ...     # losses = longtail.losses.asymmetric_loss(logits, yb, reduction="sample")
-    ...     losses = torch.nn.functional.binary_cross_entropy_with_logits(
-    ...         logits, yb, reduction="none")               # [B, C]: reduced inside update
-    ...     (extras["weight"] * losses.mean(1)).mean().backward()
-    ...     sampler.update(extras["index"], losses.detach())
+    ...     losses = asymmetric_loss(model(xb), yb, reduction="sample")   # [B]
+    ...     (extras["weight"] * losses).mean().backward()
+    ...     sampler.update(extras["index"], losses)        # detached, copied once
     >>> len(sampler), sampler.step
     (7, 7)
+
+    Element-wise ``[B, C]`` losses work too: ``sampler.update(idx, loss_bc)`` reduces them
+    with ``loss_reduction`` (``"balanced"`` with ``targets=yb``).
     """
 
     def __init__(
@@ -515,7 +508,8 @@ class HardExampleSampler(Sampler[IndexBatch]):
     # ------------------------------------------------------------------------------
     # feedback
     # ------------------------------------------------------------------------------
-    def _prepare(self, indices: Any, losses: Any, to_host: bool) -> tuple[Any, Any]:
+    def _prepare(self, indices: Any, losses: Any, to_host: bool,
+                 targets: Any = None) -> tuple[Any, Any]:
         """Check shapes and types, reduce ``[B, C]`` losses (on their device). With
         ``to_host``: numpy (indices, losses) after at most one device-to-host copy."""
         if isinstance(losses, torch.Tensor):
@@ -527,7 +521,9 @@ class HardExampleSampler(Sampler[IndexBatch]):
             if losses.dtype.kind not in "fiu":
                 raise ValueError(f"losses must be real numbers, got dtype {losses.dtype}")
         if losses.ndim == 2:
-            losses = _per_example_loss(losses, self.loss_reduction)
+            losses = _per_example_loss(losses, self.loss_reduction, targets).detach()
+        elif targets is not None:
+            raise ValueError("targets are only used with [B, C] losses")
         if losses.ndim != 1:
             raise ValueError(f"losses must have shape [B] or [B, C], got {tuple(losses.shape)}")
         if isinstance(indices, torch.Tensor):
@@ -608,7 +604,8 @@ class HardExampleSampler(Sampler[IndexBatch]):
         keep = np.concatenate([np.arange(c) + r * width for r, c in enumerate(counts)])
         return idx_rows.reshape(-1)[keep].astype(np.int64), loss_rows.reshape(-1)[keep]
 
-    def update(self, indices: ArrayLike, losses: Any, *, gather: bool | None = None) -> None:
+    def update(self, indices: ArrayLike, losses: Any, *, targets: Any = None,
+               gather: bool | None = None) -> None:
         """Report per-example losses of a batch; they set the examples' priorities.
 
         Parameters
@@ -621,6 +618,10 @@ class HardExampleSampler(Sampler[IndexBatch]):
             with ``loss_reduction`` (``longtail.losses.per_example_loss``) on their
             device. Any device: one device-to-host copy. Applied as float32 (what the
             DDP gather sends).
+        targets : torch.Tensor [B, C], optional
+            Multi-hot targets for ``loss_reduction="balanced"`` (mean over positives and
+            mean over negatives weighed equally: recommended on dense label sets, where
+            the mean is dominated by thousands of easy negatives).
         gather : bool, optional
             All-gather from every rank first (default: when ``torch.distributed`` is
             initialised with ``num_replicas`` ranks). Every rank must call ``update``
@@ -635,7 +636,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
         if gather is None:
             gather = self.num_replicas > 1 and self._dist_ready()
         try:
-            idx, loss = self._prepare(indices, losses, to_host=not gather)
+            idx, loss = self._prepare(indices, losses, to_host=not gather, targets=targets)
         except ValueError as err:
             if gather:
                 self._gather(None, None, error=err)  # tell the other ranks, then raise
