@@ -124,6 +124,11 @@ def test_in_flight_examples_are_not_redrawn_until_reported():
     for t, batch in enumerate(hist):
         for later in hist[t + 1:t + 5]:  # marks last 4 further draws
             assert not set(batch) & set(later)
+    assert s.in_flight.sum() == len(set(np.concatenate(hist[-4:]).tolist()))
+    # uniform and base draws do not follow priorities and are not marked
+    u = HardExampleSampler(40, 3, hard_fraction=0.0, base_weights=np.ones(40), seed=2)
+    u.sample()
+    assert not u.in_flight.any()
     # once reported, an example is drawable again at once
     s2 = HardExampleSampler(40, 3, hard_fraction=1.0, seed=2, in_flight_timeout=100)
     b = s2.sample()

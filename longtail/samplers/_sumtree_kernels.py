@@ -192,9 +192,9 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
     weight ``(p_target / q) ** beta``, p_target = ``tu / n + tb * base / Bt`` (the non-hard
     part of the mix), normalised over the batch by ``norm`` (0 none, 1 max, 2 mean).
     With more than one source the batch is shuffled (so rank slices mix the sources).
-    Then every drawn example's leaf becomes ``priority * factor`` until its update
-    arrives or ``ring.shape[0] - 1`` further steps pass: the ring keeps each step's
-    batch and ``ring_live`` how many of its marks are still up, so expiring a batch whose
+    Then every *hard-drawn* example's leaf becomes ``priority * factor`` until its update
+    arrives or ``ring.shape[0] - 1`` further steps pass: the ring keeps each step's hard
+    draws and ``ring_live`` how many of its marks are still up, so expiring a batch whose
     losses all came back costs nothing. Returns 1 when the hard source drew uniformly
     (every priority 0).
     """
@@ -290,15 +290,17 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
             q_out[j] = q[j]
             w_out[j] = w[j] * scale
 
-    if slots > 1:
-        changed = np.empty(2 * bg, dtype=np.int64)
+    if slots > 1 and kh > 0:
+        # only the hard draws are marked: the hard source is what must not repeat
+        # itself, and their tree paths are in cache from the descent just made
+        changed = np.empty(2 * kh, dtype=np.int64)
         nc = 0
         slot = step % slots
         ring_step[slot] = step
         ring_live[slot] = 0
         fstep = np.float64(step)
-        for j in range(bg):
-            i = idx_out[j]
+        for j in range(kh):
+            i = idx[j]
             ring[slot, j] = i
             f = ex[i, FLIGHT]
             if f == fstep:  # drawn twice in this batch
@@ -320,7 +322,7 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
         if old_step >= 0 and old_step == step - (slots - 1):
             if ring_live[old] > 0:
                 fold = np.float64(old_step)
-                for j in range(bg):
+                for j in range(kh):
                     i = ring[old, j]
                     if ex[i, FLIGHT] == fold:
                         ex[i, FLIGHT] = -1.0

@@ -152,20 +152,26 @@ class HardExampleSampler(Sampler[IndexBatch]):
     priority is 1 (the hard source is uniform).
 
     **Staleness.** Each :meth:`update` also revisits the next ``ceil(n / (len(self) //
-    4))`` examples cyclically (so every example about 4 times per epoch), setting a
-    reported example's priority to ``m + (p_reported - m) * 2 ** (-age / half_life)``:
+    2))`` examples cyclically (every example about twice per epoch of updates; an
+    unseen one gets the current largest priority), setting a reported example's priority to ``m + (p_reported - m) * 2 ** (-age / half_life)``:
     ``age`` is the number of global steps since its report, ``m`` the running mean of
     reported priorities (mean of each update's priorities, averaged with weight
     ``b / min(n, reports so far)``). ``staleness_half_life`` is in steps, ``"epoch"``
     (default) for ``len(self)``, ``None`` to disable.
 
-    **In flight.** A drawn example's hard priority is multiplied by
-    ``in_flight_factor`` (default 0: not hard-drawn again) from the moment it is drawn
-    until its loss comes back through :meth:`update`, or at most ``in_flight_timeout``
-    further steps (for batches whose loss is never reported). Draw probabilities and
-    weights always use the priorities in force at draw time, so the weights stay exact.
-    If every priority is 0 or in flight when a hard draw is due, the marks are lifted
-    first; if every priority is still 0 the hard source draws uniformly.
+    **In flight.** An example drawn by the hard source has its priority multiplied by
+    ``in_flight_factor`` (default 0: it is not hard-drawn again) from that draw until
+    its loss comes back through :meth:`update`, or at most ``in_flight_timeout``
+    further steps (for batches whose loss is never reported). So while workers prefetch
+    ``num_workers * prefetch_factor`` batches, the hard source does not keep drawing the
+    same high-loss example whose new loss is not known yet. Uniform and base draws are
+    not marked (they do not follow the priorities, and leaving them unmarked keeps the
+    draw cheap: the hard draws' tree paths are in cache, theirs are not): such an
+    example can be hard-drawn once more before its loss returns, and is marked then.
+    Draw probabilities and weights always use the priorities in force at draw time, so
+    the weights stay exact. If every priority is 0 or in flight when a hard draw is
+    due, the marks are lifted first; if every priority is still 0 the hard source
+    draws uniformly.
 
     **DDP.** Every rank keeps an identical tree: :meth:`update` all-gathers indices
     (int64) and losses (float32) from all ranks and applies them in rank order (last
@@ -207,7 +213,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
     staleness_half_life : float, "epoch" or None
         Steps after which a reported priority is half way back to the running mean.
     in_flight_factor : float
-        Multiplier in [0, 1] of a drawn example's hard priority until its loss returns.
+        Multiplier in [0, 1] of a hard-drawn example's priority until its loss returns.
     in_flight_timeout : int
         Steps after which an unreported in-flight mark is lifted (0: no marks).
     loss_reduction : {"mean", "sum", "max", "balanced"}
@@ -332,7 +338,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
         else:
             self.staleness_half_life = _check_real("staleness_half_life", staleness_half_life,
                                                    low=0.0, low_open=True, high=1e300)
-        self._sweep_chunk = -(-self.n // max(1, epoch_len // 4))
+        self._sweep_chunk = -(-self.n // max(1, epoch_len // 2))
 
         self._base_seed = np.uint64(derive_seed(self.seed, _STREAM_DRAW))
         self._size = _tree_size(self.n)
@@ -369,7 +375,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
         self._tree[self._size:self._size + n] = 1.0
         _k.tree_build(self._tree, self._size)
         slots = self.in_flight_timeout + 1 if self.in_flight_timeout > 0 else 1
-        self._ring = np.zeros((slots, self.global_batch), dtype=np.int64)
+        self._ring = np.zeros((slots, max(self._kh, 1)), dtype=np.int64)
         self._ring_step = np.full(slots, -1, dtype=np.int64)
         self._ring_live = np.zeros(slots, dtype=np.int64)
         # [max reported priority, running mean, reports so far, updates applied]
@@ -410,7 +416,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
 
     @property
     def in_flight(self) -> np.ndarray:
-        """Boolean mask of examples drawn and not reported yet (nor timed out)."""
+        """Boolean mask of examples hard-drawn and not reported yet (nor timed out)."""
         return self._ex[:, _k.FLIGHT] >= 0
 
     def probabilities(self) -> np.ndarray:
