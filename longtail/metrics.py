@@ -2,8 +2,8 @@
 
 Scores are a dense ``[n, C]`` array (numpy or torch, any float dtype, logits or
 probabilities); targets are a dense 0/1 array of the same shape (numpy or torch, bool,
-integer or float) or a :class:`~longtail.datasets.LabelMatrix` (anything with CSR
-``offsets`` / ``indices`` and ``n_labels``).
+integer or float), a :class:`~longtail.datasets.LabelMatrix` (anything with CSR
+``offsets`` / ``indices`` and ``n_labels``) or a scipy sparse 0/1 matrix.
 
 Conventions
 -----------
@@ -13,11 +13,12 @@ Conventions
 * :func:`average_precision` equals scikit-learn's ``average_precision_score`` (the
   non-interpolated step integral ``sum_n (R_n - R_{n-1}) P_n`` with precision taken at
   distinct thresholds, so ties count exactly as there). A label without positives gets
-  AP 0, as in the installed scikit-learn (1.9, which warns "No positive class found in
-  y_true" and returns 0; older versions did the same since 0.22); we warn once per call
-  with the number of such labels, and the macro average includes them (it is their
-  plain mean, as scikit-learn's). Average over ``ap[counts > 0]`` yourself to leave
-  them out.
+  AP 0, as the installed scikit-learn 1.9.1 does (it warns "No positive class found in
+  y_true, recall is set to one for all thresholds" and returns 0; this value has
+  differed between scikit-learn versions); we warn once per call with the number of
+  such labels, and the macro average includes them (the plain mean over all labels, as
+  scikit-learn's). Average ``average_precision(..., average=None)[counts > 0]``
+  yourself to leave them out.
 * Work is done in column blocks (per label) or row chunks (micro), so an 80,000 x 7,900
   score matrix needs only small extra memory beyond itself.
 
@@ -81,6 +82,27 @@ def _is_torch(x: Any) -> bool:
 
 def _is_label_matrix(x: Any) -> bool:
     return hasattr(x, "offsets") and hasattr(x, "indices")
+
+
+def _is_scipy_sparse(x: Any) -> bool:
+    return hasattr(x, "tocsr") and hasattr(x, "nnz") and hasattr(x, "shape")
+
+
+def _scipy_to_csr(x: Any, name: str) -> "_CSR":
+    """A scipy sparse 0/1 matrix as CSR arrays (explicit zeros dropped)."""
+    csr = x.tocsr(copy=True)
+    csr.eliminate_zeros()
+    csr.sum_duplicates()
+    csr.sort_indices()
+    data = np.asarray(csr.data)
+    bad = data != 1
+    if bad.any():
+        t = int(np.flatnonzero(bad)[0])
+        row = int(np.searchsorted(csr.indptr, t, side="right") - 1)
+        raise ValueError(f"{name} must contain only 0 and 1; found {data[t].item()!r} at "
+                         f"row {row}, label {int(csr.indices[t])}")
+    return _CSR(np.asarray(csr.indptr, dtype=np.int64), np.asarray(csr.indices, dtype=np.int32),
+                int(csr.shape[1]))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -178,6 +200,8 @@ def _as01(chunk: np.ndarray, row0: int, name: str, check: bool = True) -> np.nda
 def _targets_csr(targets: Any, n: int, n_labels: int, name: str = "targets"
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Targets as read-only CSR ``(offsets int64[n+1], indices int32[nnz])``."""
+    if _is_scipy_sparse(targets):
+        targets = _scipy_to_csr(targets, name)
     if _is_label_matrix(targets):
         offsets = np.asarray(targets.offsets)
         indices = np.asarray(targets.indices)
@@ -538,6 +562,8 @@ def prediction_ratio(targets: Any, predictions: Any, *, bucket_counts: Any = Non
     >>> r.overall, r.per_label.tolist()
     (1.6666666666666667, [1.0, 2.0, inf])
     """
+    if _is_scipy_sparse(predictions):
+        predictions = _scipy_to_csr(predictions, "predictions")
     if _is_label_matrix(predictions):
         n = int(np.asarray(predictions.offsets).shape[0] - 1)
         n_labels = int(predictions.n_labels)
@@ -650,8 +676,10 @@ def apply_thresholds(scores: ArrayLike, thresholds: Any) -> ArrayLike:
             f"thresholds must be a scalar or have shape ({n_labels},), got {thr.shape}")
     if _is_torch(scores):
         torch = _torch()
-        # compare in float64: thresholds are exact float32 values, scores are widened
-        return scores.detach().to(torch.float64) >= torch.as_tensor(thr, device=scores.device)
+        # compare in float64 (MPS has none): thresholds from tune_thresholds are exact
+        # float32 values and scores are widened exactly
+        dt = torch.float32 if scores.device.type == "mps" else torch.float64
+        return scores.detach().to(dt) >= torch.as_tensor(thr, dtype=dt, device=scores.device)
     return np.asarray(scores) >= thr
 
 

@@ -71,6 +71,24 @@ def test_ap_matches_sklearn_label_matrix_and_torch(problem):
                                         average), expected, rtol=0, atol=1e-12)
 
 
+def test_ap_scipy_sparse_targets():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(2)
+    y = (rng.random((50, 7)) < 0.2).astype(np.int64)
+    s = rng.random((50, 7)).astype(np.float32)
+    m = sp.csr_matrix(y)
+    m.data[:] = 1
+    for average in ("macro", "micro"):
+        assert ours(sp.csc_matrix(m), s, average) == pytest.approx(sk_ap(y, s, average),
+                                                                   abs=1e-12)
+    bad = m.copy()
+    bad.data[0] = 3
+    with pytest.raises(ValueError, match="targets must contain only 0 and 1; found 3"):
+        M.average_precision(bad, s)
+    assert M.prediction_ratio(m, m).overall == 1.0
+
+
 def test_ap_single_example_and_single_label():
     y = np.array([[1, 0, 1]])
     s = np.array([[0.2, 0.9, 0.2]], dtype=np.float32)

@@ -1,0 +1,271 @@
+"""Average precision (macro, micro) vs scikit-learn and torchmetrics.
+
+Run: ``flock /tmp/longtail-bench.lock .venv/bin/python benchmarks/bench_metrics.py``
+(``--sizes 5000 20000``, ``--repeats 3``, ``--no-anchor-micro`` to skip the slow
+anchor micro runs, ``--micro-rows 80000`` for the large exact micro-AP run, 0 to skip).
+
+Data (same for everyone, in the same process): 7,900 labels, prevalence 1.1%..15%
+(``0.011 + 0.139 u^20``: most labels near 1-2%, a tail of frequent ones, ~140 labels per
+example), dense uint8 targets, float32 scores ``sigmoid(N(0, 1) + a_c y - 2)`` with
+``a_c ~ U(0.5, 3)`` (correlated with the targets), a third of the labels rounded to 3
+decimals (ties). Ours: median of ``--repeats`` runs after one warm-up; anchors run once
+(scikit-learn takes ~30 s per call at 20,000 rows). Peak memory: peak resident memory
+above the level before the call, sampled every millisecond by a thread (glibc's mmap
+threshold is fixed at 1 MiB so freed blocks leave the process and every call is
+measured alike).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import threading
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _util import fmt_s, run_python, table  # noqa: E402
+
+from longtail import _metrics_kernels as K  # noqa: E402
+from longtail import metrics as M  # noqa: E402
+
+N_LABELS = 7900
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+class PeakRSS:
+    """Peak resident memory above the starting level while the block runs."""
+
+    def __enter__(self) -> "PeakRSS":
+        gc.collect()
+        self.base = rss()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss())
+            time.sleep(0.001)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss())
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.base
+
+
+def gib(b: float) -> str:
+    return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.0f} MiB"
+
+
+def make_data(n: int, c: int = N_LABELS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    prevalence = (0.011 + 0.139 * rng.random(c) ** 20).astype(np.float32)
+    strength = rng.uniform(0.5, 3.0, c).astype(np.float32)
+    tied = rng.random(c) < 1 / 3
+    y = np.empty((n, c), dtype=np.uint8)
+    s = np.empty((n, c), dtype=np.float32)
+    step = 2000
+    for r0 in range(0, n, step):
+        r1 = min(n, r0 + step)
+        g = np.random.default_rng([seed, r0])
+        yy = g.random((r1 - r0, c), dtype=np.float32) < prevalence
+        z = g.standard_normal((r1 - r0, c), dtype=np.float32) + strength * yy - 2.0
+        ss = 1 / (1 + np.exp(-z))
+        ss[:, tied] = np.round(ss[:, tied], 3)
+        y[r0:r1] = yy
+        s[r0:r1] = ss
+    return y, s
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any, int]:
+    """(median seconds, last result, peak extra RSS of the measured runs)."""
+    out = fn()  # warm-up
+    times = []
+    peak = 0
+    for _ in range(repeats):
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+        peak = max(peak, mem.extra)
+    return statistics.median(times), out, peak
+
+
+def once(fn: Callable[[], Any]) -> tuple[float, Any, int]:
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t0
+    return dt, out, mem.extra
+
+
+def sklearn_ap(y: np.ndarray, s: np.ndarray, average: str | None) -> Any:
+    from sklearn.metrics import average_precision_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return average_precision_score(y, s, average=average)
+
+
+def torchmetrics_ap(y: np.ndarray, s: np.ndarray, average: str) -> Any:
+    import torch
+    from torchmetrics.functional.classification import multilabel_average_precision
+
+    return multilabel_average_precision(torch.from_numpy(s), torch.from_numpy(y), y.shape[1],
+                                         average=average, thresholds=None).item()
+
+
+def have_torchmetrics() -> bool:
+    try:
+        import torchmetrics  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def independent_micro(y: np.ndarray, s: np.ndarray) -> float:
+    """Micro AP by another exact route: one sort of all N*C keys (memory ~4 B per
+    entry) and the per-label kernel run on the flattened matrix as a single column."""
+    bits = M._score_bits(s)
+    offsets, indices = M._targets_csr(y, *bits.shape)
+    flat = bits.reshape(-1)
+    keys = np.empty(flat.shape[0], dtype=np.uint32)
+    K.keys_1d(flat, keys)
+    keys.sort()
+    pos = np.empty(indices.shape[0], dtype=np.uint32)
+    K.csr_pos_keys(bits, offsets, indices, 0, pos, 0)
+    pos.sort()
+    out = np.empty(1)
+    K.block_ap(keys.reshape(1, -1), 0, M._readonly(pos.astype(np.uint64)),
+               M._readonly(np.array([0, pos.shape[0]], dtype=np.int64)), out)
+    return float(out[0])
+
+
+FIRST_CALL = r"""
+import json, time
+t0 = time.perf_counter()
+import numpy as np
+from longtail.metrics import average_precision
+y = np.array([[1, 0], [0, 1], [1, 1]]); s = np.array([[0.9, 0.2], [0.3, 0.8], [0.5, 0.1]])
+average_precision(y, s); average_precision(y, s, "micro")
+print(json.dumps(dict(first_s=time.perf_counter() - t0)))
+"""
+
+
+def fix_malloc_threshold() -> None:
+    """Make glibc return every large block to the OS on free (no dynamic mmap
+    threshold), so that the RSS sampled during a call reflects that call's memory."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+HEAD = ["data", "AP", "impl", "seconds", "peak extra RSS", "vs scores", "anchor/ours",
+        "value", "max abs diff"]
+
+
+def main() -> None:
+    fix_malloc_threshold()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-anchor-micro", action="store_true")
+    ap.add_argument("--micro-rows", type=int, default=80000)
+    ap.add_argument("--n-jobs", type=int, default=2, help="extra row for ours with threads")
+    args = ap.parse_args()
+    rows: list[tuple[tuple[int, str, int], list[str]]] = []
+    ours_s: dict[tuple[int, str], tuple[float, float]] = {}
+
+    def add(n: int, kind: str, order: int, cells: list[Any]) -> None:
+        rows.append(((n, kind, order), [f"{n:,} x {N_LABELS:,}", kind] + [str(c) for c in cells]))
+        print(table(HEAD, [rows[-1][1]]).splitlines()[-1], flush=True)
+
+    # phase 1: longtail and scikit-learn (torch not imported yet: its threads and
+    # allocator settings would disturb the timings and the memory sampling)
+    for n in args.sizes:
+        y, s = make_data(n)
+        mat = s.nbytes
+        print(f"# {n:,} x {N_LABELS:,}: {y.sum() / n:.0f} labels/example, scores {gib(mat)}",
+              flush=True)
+        t, v, m = timed(lambda: M.average_precision(y, s, "macro"), args.repeats)
+        ours_s[(n, "macro")] = (t, v)
+        add(n, "macro", 0, ["longtail", fmt_s(t), gib(m), f"{m / mat:.2f}x", "", f"{v:.6f}", ""])
+        if args.n_jobs > 1:
+            tj, vj, mj = timed(lambda: M.average_precision(y, s, "macro", n_jobs=args.n_jobs),
+                               args.repeats)
+            add(n, "macro", 1, [f"longtail n_jobs={args.n_jobs}", fmt_s(tj), gib(mj),
+                                f"{mj / mat:.2f}x", "", f"{vj:.6f}", f"{abs(vj - v):.1e}"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            per_label = M.average_precision(y, s, None)
+        ta, pa, ma = once(lambda: sklearn_ap(y, s, None))
+        add(n, "macro", 2, ["scikit-learn", fmt_s(ta), gib(ma), f"{ma / mat:.2f}x",
+                            f"{ta / t:.1f}x", f"{float(np.mean(pa)):.6f}",
+                            f"{float(np.abs(per_label - pa).max()):.1e} (per label)"])
+        t, v, m = timed(lambda: M.average_precision(y, s, "micro"), args.repeats)
+        ours_s[(n, "micro")] = (t, v)
+        add(n, "micro", 0, ["longtail", fmt_s(t), gib(m), f"{m / mat:.2f}x", "", f"{v:.6f}", ""])
+        if not args.no_anchor_micro:
+            ta, va, ma = once(lambda: sklearn_ap(y, s, "micro"))
+            add(n, "micro", 2, ["scikit-learn", fmt_s(ta), gib(ma), f"{ma / mat:.2f}x",
+                                f"{ta / t:.1f}x", f"{va:.6f}", f"{abs(va - v):.1e}"])
+        del y, s
+        gc.collect()
+    # phase 2: exact micro AP at 80,000 x 7,900, checked by another exact route
+    if args.micro_rows:
+        n = args.micro_rows
+        y, s = make_data(n)
+        print(f"# {n:,} x {N_LABELS:,}: scores {gib(s.nbytes)}, targets {gib(y.nbytes)}",
+              flush=True)
+        base = rss()
+        t, v, m = once(lambda: M.average_precision(y, s, "micro"))
+        add(n, "micro", 0, ["longtail", fmt_s(t), gib(m), f"{m / s.nbytes:.2f}x",
+                            f"process peak {gib(base + m)}", f"{v:.9f}", ""])
+        ti, vi, mi = once(lambda: independent_micro(y, s))
+        add(n, "micro", 3, ["one global sort (check)", fmt_s(ti), gib(mi),
+                            f"{mi / s.nbytes:.2f}x", "", f"{vi:.9f}", f"{abs(vi - v):.1e}"])
+        del y, s
+        gc.collect()
+    # phase 3: torchmetrics, if installed
+    if have_torchmetrics():
+        for n in args.sizes:
+            y, s = make_data(n)
+            mat = s.nbytes
+            kinds = ["macro"] + ([] if args.no_anchor_micro else ["micro"])
+            for kind in kinds:
+                ta, va, ma = once(lambda: torchmetrics_ap(y, s, kind))
+                t, v = ours_s[(n, kind)]
+                add(n, kind, 4, ["torchmetrics", fmt_s(ta), gib(ma), f"{ma / mat:.2f}x",
+                                 f"{ta / t:.1f}x", f"{va:.6f}", f"{abs(va - v):.1e}"])
+            del y, s
+            gc.collect()
+    else:
+        print("torchmetrics not installed: not measured")
+    first = run_python(FIRST_CALL)["first_s"]
+    print()
+    print(table(HEAD, [r for _, r in sorted(rows, key=lambda r: r[0])]))
+    print(f"\nfirst call in a new process (imports + cached kernels): {fmt_s(first)}")
+
+
+if __name__ == "__main__":
+    main()
