@@ -5,14 +5,27 @@ where the sampler spends its draws.
     flock /tmp/longtail-bench.lock .venv/bin/python benchmarks/bench_replay.py
 
 Per-call medians, batch 256, capacities 8e4 and 1e6, every implementation in this
-process on the same priorities. The loop is a training loop's: draw a batch (indices and
-importance weights), and report the losses of the batch drawn ``--lag`` steps earlier
-(DataLoader prefetch), losses as a CPU float32 torch tensor.
+process on the same priorities, in a training loop's rhythm: draw a batch (indices and
+importance weights), then report the losses (a CPU float32 torch tensor) of the batch
+drawn ``--lag`` (4) steps earlier, as with DataLoader prefetch. Three settings:
+
+* interleaved: the implementations take turns in blocks of calls, so a change in the
+  machine's load hits all of them alike (the ratios are the robust figures; each block
+  starts with caches another implementation used);
+* one at a time (1e6): each implementation alone, caches to itself;
+* cold (1e6): 64 MB streamed through the caches before every call, a stand-in for
+  the training step that runs between two sampler calls.
+
+"ours, hard 1.0" draws the whole batch by priority (what TorchRL does); "hard 0.5" is
+the default mix (half by priority, half uniform). TorchRL's IS weights come from its
+min-tree (``(p_i / p_min) ** -beta``), ours are ``(p_target / q) ** beta`` over the batch.
 
 TorchRL: the wheels of torchrl 0.13/0.14 were built against other torch versions than
 the pinned 2.13 (one unrelated autograd symbol differs), so its C++ extension is loaded
 with lazy symbol binding (``RTLD_LAZY``); the segment-tree code never calls that symbol,
-and the script checks the draws against the priorities before timing.
+and the script checks the draws against the priorities (chi-square) before timing.
+Install: ``pip install --no-deps torchrl==0.14.1 tensordict==0.14.3 pyvers==0.2.3
+hoptorch==0.1.4``; without it the TorchRL columns read "n/a".
 """
 from __future__ import annotations
 
@@ -106,86 +119,98 @@ class NumpySumTree:
 # --------------------------------------------------------------------------------------
 # timing loops
 # --------------------------------------------------------------------------------------
-def _loop(sample, update, reps: int, lag: int, warmup: int, seed: int):
-    """Median seconds per sample() and per update(); update gets the batch drawn
-    ``lag`` steps earlier and float32 CPU torch losses."""
-    rng = np.random.default_rng(seed)
-    losses = [torch.from_numpy(rng.gamma(1.0, 0.5, BATCH).astype(np.float32))
-              for _ in range(64)]
-    pending: collections.deque = collections.deque()
-    ts, tu = [], []
-    for r in range(warmup + reps):
-        t0 = time.perf_counter()
-        idx = sample()
-        t1 = time.perf_counter()
-        pending.append(idx)
-        if len(pending) > lag:
-            old = pending.popleft()
-            t2 = time.perf_counter()
-            update(old, losses[r % 64])
-            t3 = time.perf_counter()
-            if r >= warmup:
-                tu.append(t3 - t2)
-        if r >= warmup:
-            ts.append(t1 - t0)
-    return float(np.median(ts)), float(np.median(tu))
-
-
 def _initial_losses(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).gamma(1.0, 0.5, n).astype(np.float32)
 
 
-def bench_ours(n: int, reps: int, lag: int, **kw):
+class Runner:
+    """One implementation in a training loop's rhythm: ``sample()`` a batch, then report
+    losses (CPU float32 tensor) for the batch drawn ``lag`` steps earlier. Per-call
+    times accumulate over every :meth:`run`, so runners can take turns in blocks and
+    share whatever else the machine is doing."""
+
+    def __init__(self, sample, update, lag: int, seed: int = 1) -> None:
+        self.sample, self.update, self.lag = sample, update, lag
+        rng = np.random.default_rng(seed)
+        self.losses = [torch.from_numpy(rng.gamma(1.0, 0.5, BATCH).astype(np.float32))
+                       for _ in range(64)]
+        self.pending: collections.deque = collections.deque()
+        self.ts: list[float] = []
+        self.tu: list[float] = []
+        self.r = 0
+
+    def run(self, calls: int, warmup: int, flush=None) -> None:
+        for c in range(warmup + calls):
+            keep = c >= warmup
+            if flush is not None:
+                flush()
+            t0 = time.perf_counter()
+            idx = self.sample()
+            t1 = time.perf_counter()
+            if keep:
+                self.ts.append(t1 - t0)
+            self.pending.append(idx)
+            if len(self.pending) > self.lag:
+                old = self.pending.popleft()
+                if flush is not None:
+                    flush()
+                t2 = time.perf_counter()
+                self.update(old, self.losses[self.r % 64])
+                t3 = time.perf_counter()
+                if keep:
+                    self.tu.append(t3 - t2)
+            self.r += 1
+
+    def medians(self) -> tuple[float, float]:
+        return float(np.median(self.ts)), float(np.median(self.tu))
+
+
+def ours(n: int, lag: int, **kw) -> Runner:
     s = HardExampleSampler(n, BATCH, alpha=ALPHA, beta=BETA, eps=EPS, seed=0, **kw)
     s.update(np.arange(n), _initial_losses(n))
 
     def sample():
-        b = s.sample()
+        b = s.sample()  # indices + extras {"index", "weight", "prob"}
         return torch.from_numpy(b.extras["index"])  # what collation hands the loop
 
-    return _loop(sample, s.update, reps, lag, warmup=300, seed=1)
+    return Runner(sample, s.update, lag)
 
 
-def bench_sumtree(n: int, reps: int):
+def sumtree_alone(n: int, lag: int) -> Runner:
     tree = SumTree(n, values=(_initial_losses(n).astype(np.float64) + EPS) ** ALPHA)
-    rng = np.random.default_rng(2)
-    idxs = [rng.integers(0, n, BATCH) for _ in range(64)]
-    vals = [rng.random(BATCH) for _ in range(64)]
-    ts, tu = [], []
-    for r in range(300 + reps):
-        t0 = time.perf_counter()
-        tree.sample(BATCH)
-        t1 = time.perf_counter()
-        tree.update(idxs[r % 64], vals[r % 64])
-        t2 = time.perf_counter()
-        if r >= 300:
-            ts.append(t1 - t0)
-            tu.append(t2 - t1)
-    return float(np.median(ts)), float(np.median(tu))
+    return Runner(lambda: tree.sample(BATCH),
+                  lambda i, l: tree.update(i, (l.numpy().astype(np.float64) + EPS) ** ALPHA),
+                  lag)
 
 
-def bench_torchrl(cls, n: int, reps: int, lag: int):
+def torchrl_sampler(cls, n: int, lag: int) -> Runner:
     ps = cls(n, alpha=ALPHA, beta=BETA, eps=EPS)
     ps.update_priority(torch.arange(n), torch.from_numpy(_initial_losses(n)))
     storage = _Storage(n)
 
     def sample():
-        idx, info = ps.sample(storage, BATCH)
+        idx, info = ps.sample(storage, BATCH)  # info["priority_weight"]: IS weights
         return idx
 
-    return _loop(sample, ps.update_priority, reps, lag, warmup=300, seed=1)
+    return Runner(sample, ps.update_priority, lag)
 
 
-def bench_numpy(n: int, reps: int, lag: int):
+def numpy_tree(n: int, lag: int) -> Runner:
     t = NumpySumTree(n)
     t.update(np.arange(n), _initial_losses(n))
+    return Runner(lambda: t.sample(BATCH)[0],
+                  lambda i, l: t.update(np.asarray(i), l.numpy()), lag)
 
-    def sample():
-        idx, w = t.sample(BATCH)
-        return idx
 
-    return _loop(sample, lambda i, l: t.update(np.asarray(i), l.numpy()), reps, lag,
-                 warmup=300, seed=1)
+_FLUSH = None
+
+
+def flush_caches() -> None:
+    """Stream 64 MB through the caches (a stand-in for the training step between calls)."""
+    global _FLUSH
+    if _FLUSH is None:
+        _FLUSH = np.ones(8 << 20)
+    _FLUSH.sum()
 
 
 def check_torchrl(cls) -> float:
@@ -257,6 +282,9 @@ def training_run(epochs: int, seed: int = 0, **sampler_kw):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3000, help="timed calls per row")
+    ap.add_argument("--blocks", type=int, default=6, help="interleaved blocks per row")
+    ap.add_argument("--cold-reps", type=int, default=300,
+                    help="timed calls per row with caches flushed (0: skip)")
     ap.add_argument("--lag", type=int, default=4, help="batches between draw and report")
     ap.add_argument("--epochs", type=int, default=8, help="epochs of the training run")
     ap.add_argument("--skip-training", action="store_true")
@@ -267,24 +295,83 @@ def main() -> None:
     print(f"anchor: {note}")
     if cls is not None:
         print(f"TorchRL draws vs its priorities: chi-square p = {check_torchrl(cls):.3f}")
-    rows = []
     fmt = lambda s: f"{s * 1e6:.1f}"  # noqa: E731
+    rows = []
     for n in (80_000, 1_000_000):
-        ours_h = bench_ours(n, args.reps, args.lag, hard_fraction=1.0)
-        ours_m = bench_ours(n, args.reps, args.lag, hard_fraction=0.5)
-        raw = bench_sumtree(n, args.reps)
-        npy = bench_numpy(n, max(300, args.reps // 3), args.lag)
-        trl = bench_torchrl(cls, n, args.reps, args.lag) if cls is not None else None
+        runners = {"h1": ours(n, args.lag, hard_fraction=1.0),
+                   "h5": ours(n, args.lag, hard_fraction=0.5),
+                   "tree": sumtree_alone(n, args.lag),
+                   "numpy": numpy_tree(n, args.lag)}
+        if cls is not None:
+            runners["torchrl"] = torchrl_sampler(cls, n, args.lag)
+        per_block = max(1, args.reps // args.blocks)
+        for _ in range(args.blocks):  # take turns, so load changes hit everyone alike
+            for name, runner in runners.items():
+                calls = per_block if name != "numpy" else max(1, per_block // 4)
+                runner.run(calls, warmup=20)
+        med = {k: r.medians() for k, r in runners.items()}
         for op, k in (("sample 256 + IS weights", 0), ("update 256 losses", 1)):
-            anchor = f"{fmt(trl[k])}" if trl else "n/a"
-            ratio_t = f"{trl[k] / ours_h[k]:.1f}x" if trl else "n/a"
-            rows.append([f"{n:,}", op, fmt(ours_h[k]), fmt(ours_m[k]), fmt(raw[k]), anchor,
-                         fmt(npy[k]), ratio_t, f"{npy[k] / ours_h[k]:.1f}x"])
+            trl = med.get("torchrl")
+            rows.append([f"{n:,}", op, fmt(med["h1"][k]), fmt(med["h5"][k]),
+                         fmt(med["tree"][k]), fmt(trl[k]) if trl else "n/a",
+                         fmt(med["numpy"][k]),
+                         f"{trl[k] / med['h1'][k]:.1f}x" if trl else "n/a",
+                         f"{trl[k] / med['h5'][k]:.1f}x" if trl else "n/a",
+                         f"{med['numpy'][k] / med['h1'][k]:.1f}x"])
+        del runners
     print()
-    print(f"Per call, median us (batch {BATCH}, report lag {args.lag}):")
-    print(table(["capacity", "operation", "HardExampleSampler (hard 1.0)",
-                 "HardExampleSampler (hard 0.5)", "SumTree alone", "TorchRL Prioritized",
-                 "NumPy sum tree", "TorchRL / ours", "NumPy / ours"], rows))
+    print(f"Per call, median us (batch {BATCH}, losses reported {args.lag} batches after "
+          f"their draw, {args.blocks} interleaved blocks):")
+    print(table(["capacity", "operation", "ours, hard 1.0", "ours, hard 0.5",
+                 "SumTree alone", "TorchRL PrioritizedSampler", "NumPy sum tree",
+                 "TorchRL / ours 1.0", "TorchRL / ours 0.5", "NumPy / ours 1.0"], rows))
+
+    # the same at 1e6, one implementation at a time (each keeps the caches to itself)
+    n = 1_000_000
+    alone = {"h1": lambda: ours(n, args.lag, hard_fraction=1.0),
+             "h5": lambda: ours(n, args.lag, hard_fraction=0.5),
+             "tree": lambda: sumtree_alone(n, args.lag)}
+    if cls is not None:
+        alone["torchrl"] = lambda: torchrl_sampler(cls, n, args.lag)
+    med = {}
+    for name, make in alone.items():
+        runner = make()
+        runner.run(args.reps, warmup=100)
+        med[name] = runner.medians()
+        del runner
+    arows = []
+    for op, k in (("sample 256 + IS weights", 0), ("update 256 losses", 1)):
+        trl = med.get("torchrl")
+        arows.append([op, fmt(med["h1"][k]), fmt(med["h5"][k]), fmt(med["tree"][k]),
+                      fmt(trl[k]) if trl else "n/a",
+                      f"{trl[k] / med['h1'][k]:.1f}x" if trl else "n/a",
+                      f"{trl[k] / med['h5'][k]:.1f}x" if trl else "n/a"])
+    print()
+    print("Capacity 1,000,000, one implementation at a time (median us):")
+    print(table(["operation", "ours, hard 1.0", "ours, hard 0.5", "SumTree alone",
+                 "TorchRL PrioritizedSampler", "TorchRL / ours 1.0", "TorchRL / ours 0.5"],
+                arows))
+
+    if cls is not None and args.cold_reps:
+        n = 1_000_000
+        runners = {"h1": ours(n, args.lag, hard_fraction=1.0),
+                   "h5": ours(n, args.lag, hard_fraction=0.5),
+                   "torchrl": torchrl_sampler(cls, n, args.lag)}
+        for _ in range(args.blocks):
+            for runner in runners.values():
+                runner.run(max(1, args.cold_reps // args.blocks), warmup=5, flush=flush_caches)
+        med = {k: r.medians() for k, r in runners.items()}
+        crows = [[op, fmt(med["h1"][k]), fmt(med["h5"][k]), fmt(med["torchrl"][k]),
+                  f"{med['torchrl'][k] / med['h1'][k]:.1f}x",
+                  f"{med['torchrl'][k] / med['h5'][k]:.1f}x"]
+                 for op, k in (("sample 256 + IS weights", 0), ("update 256 losses", 1))]
+        print()
+        print("Capacity 1,000,000 with 64 MB streamed through the caches before every call "
+              "(median us):")
+        print(table(["operation", "ours, hard 1.0", "ours, hard 0.5",
+                     "TorchRL PrioritizedSampler", "TorchRL / ours 1.0",
+                     "TorchRL / ours 0.5"], crows))
+        del runners
 
     if not args.skip_training:
         print()
