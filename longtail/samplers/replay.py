@@ -13,7 +13,6 @@ al. 2019).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 from typing import Any, Iterator, Literal
 
@@ -153,11 +152,12 @@ class HardExampleSampler(Sampler[IndexBatch]):
 
     **Staleness.** Each :meth:`update` also revisits the next ``ceil(n / (len(self) //
     2))`` examples cyclically (every example about twice per epoch of updates; an
-    unseen one gets the current largest priority), setting a reported example's priority to ``m + (p_reported - m) * 2 ** (-age / half_life)``:
-    ``age`` is the number of global steps since its report, ``m`` the running mean of
-    reported priorities (mean of each update's priorities, averaged with weight
-    ``b / min(n, reports so far)``). ``staleness_half_life`` is in steps, ``"epoch"``
-    (default) for ``len(self)``, ``None`` to disable.
+    unseen one gets the current largest priority) and sets a reported example's
+    priority to ``m + (p_reported - m) * 2 ** (-age / half_life)``: ``age`` is the number
+    of global steps since its report, ``m`` the running mean of reported priorities (mean
+    of each update's priorities, averaged with weight ``b / min(n, reports so far)``).
+    ``staleness_half_life`` is in steps: ``"epoch"`` (default) for ``len(self)``,
+    ``None`` to disable.
 
     **In flight.** An example drawn by the hard source has its priority multiplied by
     ``in_flight_factor`` (default 0: it is not hard-drawn again) from that draw until
@@ -182,6 +182,13 @@ class HardExampleSampler(Sampler[IndexBatch]):
     (the DataLoader advances the batch sampler at fixed points: ``num_workers *
     prefetch_factor`` batches at the start of an epoch, then one per batch returned).
     :meth:`digest` gives a fingerprint of the tree to check.
+
+    **Resume.** :meth:`state_dict` holds the priorities, reported priorities and steps,
+    in-flight marks, loss history, step, epoch and position in the epoch as plain numpy
+    arrays and Python numbers; randomness is a pure function of ``(seed, step)``, so a
+    sampler restored with :meth:`load_state_dict` draws exactly the batches the saved one
+    would have drawn, given the same updates. Draws are with replacement; an epoch is
+    ``len(self) = ceil(n / (batch_size * num_replicas))`` batches.
 
     Parameters
     ----------
@@ -422,8 +429,8 @@ class HardExampleSampler(Sampler[IndexBatch]):
     def probabilities(self) -> np.ndarray:
         """Draw probability ``q`` of every example for the next draw, float64 ``[n]``.
 
-        Exactly what the next batch's ``extras["prob"]`` reports for the examples it
-        holds (the batch's own in-flight marks apply from the draw after it).
+        What the next batch's ``extras["prob"]`` reports for the examples it holds (to
+        rounding; the batch's own in-flight marks apply from the draw after it).
         """
         g = self.global_batch
         q = np.full(self.n, (self._ku / g) / self.n)
