@@ -134,9 +134,9 @@ class HardExampleSampler(Sampler[IndexBatch]):
     has exactly the weights it was drawn with; nothing is looked up later.
 
     **Priority** (``priority=``), from the loss minus the optional per-example
-    ``baseline`` (e.g. a reference model's loss), clipped at 0:
+    ``baseline`` (e.g. a reference model's loss: RHO-LOSS style "reducible loss"):
 
-    * ``"loss"``: ``(loss + eps) ** alpha`` (PER / OHEM);
+    * ``"loss"``: ``(max(loss - baseline, 0) + eps) ** alpha`` (PER / OHEM);
     * ``"rank"`` (Loshchilov & Hutter 2015): ``selection_pressure ** (pct - 1)``, i.e.
       ``exp(-ln(s) * rank / N)`` -- the hardest example is ``s`` times as likely as the
       easiest; the rank is estimated as ``N * (1 - pct)``;
@@ -187,7 +187,8 @@ class HardExampleSampler(Sampler[IndexBatch]):
     in-flight marks, loss history, step, epoch and position in the epoch as plain numpy
     arrays and Python numbers; randomness is a pure function of ``(seed, step)``, so a
     sampler restored with :meth:`load_state_dict` draws exactly the batches the saved one
-    would have drawn, given the same updates. Draws are with replacement; an epoch is
+    would have drawn, given the same updates. (``torch.load`` needs
+    ``weights_only=False`` for the numpy arrays.) Draws are with replacement; an epoch is
     ``len(self) = ceil(n / (batch_size * num_replicas))`` batches.
 
     Parameters

@@ -7,10 +7,12 @@ leaves, each inner node the sum of its children, so drawing ``i`` with probabili
 * is **float64** throughout (a float32 tree loses the low bits of small leaves under a
   large total, and its descents then land on zero-priority items);
 * takes **any capacity** (the leaf level is padded with zeros to a power of two);
-* updates **in batches**, level by level: each shared ancestor is recomputed once per
-  batch, and always as ``left + right`` (never by adding a delta), so the inner nodes are
-  a pure function of the leaves: no drift, and rebuilding from the leaves gives a
-  bitwise identical tree;
+* updates **in batches**, level by level (one pass over the batch per level; from the
+  level with no more nodes than the batch up, each node -- the ancestors the batch
+  shares -- is recomputed once), and always as ``left + right`` (never by adding a
+  delta), so the inner nodes are a pure function of the leaves: no drift, duplicates
+  and repeated sums are harmless, and rebuilding from the leaves gives a bitwise
+  identical tree;
 * samples **in batches**, all draws descending together one level at a time (the loads
   of one level are independent, so the CPU overlaps their cache misses);
 * **never returns a zero-priority leaf**: a descent never enters a child whose sum is 0,
