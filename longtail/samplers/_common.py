@@ -11,9 +11,16 @@ lists for a batch sampler) as a pure function of ``(seed, epoch)``. The base cla
   read back with ``operator.length_hint``), so ``state_dict()`` knows how many items of
   the epoch were handed out, and ``load_state_dict()`` resumes right after them
   (torchdata ``StatefulDataLoader`` protocol: plain Python ints, epoch included).
+
+A global order given as a numpy array (1-D indices, or 2-D with one row per item) is
+sharded as an array and handed out in chunks of :data:`CHUNK` items: each chunk becomes a
+Python list (``_materialize``) only when the iteration reaches it, so a 100M-draw epoch
+never exists as 100M Python ints at once; the iteration is still C-speed
+(``itertools.chain`` over ``list_iterator`` objects) and the count is still exact.
 """
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import Any, Iterator, Sequence
 
@@ -96,6 +103,45 @@ def shard(order: Sequence[Any] | np.ndarray, num_replicas: int, rank: int, drop_
     return order[rank:size:num_replicas]
 
 
+#: Items per chunk when an array epoch is handed out (see the module docstring).
+CHUNK = 1 << 16
+
+
+def shard_length(total: int, num_replicas: int, drop_last: bool) -> int:
+    """Items per rank for an epoch of ``total`` items (padding, or trimming if ``drop_last``).
+
+    Example
+    -------
+    >>> shard_length(5, 2, drop_last=False), shard_length(5, 2, drop_last=True)
+    (3, 2)
+    """
+    if num_replicas == 1:
+        return int(total)
+    return int(total // num_replicas if drop_last else -(-total // num_replicas))
+
+
+def shard_array(order: np.ndarray, num_replicas: int, rank: int, drop_last: bool) -> np.ndarray:
+    """Rank ``rank``'s part of a global epoch held in an array (items along axis 0).
+
+    The same layout as :func:`shard` (padding by wrapping around, rank ``r`` takes
+    positions ``r::num_replicas``) without converting to Python objects; one replica gets
+    the array itself.
+
+    Example
+    -------
+    >>> shard_array(np.arange(5), 2, 1, drop_last=False).tolist()
+    [1, 3, 0]
+    """
+    if num_replicas == 1:
+        return order
+    total = order.shape[0]
+    size = shard_length(total, num_replicas, drop_last) * num_replicas
+    if size > total and total:
+        positions = np.arange(rank, size, num_replicas, dtype=np.int64) % total
+        return order[positions]
+    return order[rank:size:num_replicas].copy()
+
+
 class EpochSampler(Sampler):
     """Base class: deterministic per ``(seed, epoch)``, sharded, resumable.
 
@@ -129,6 +175,9 @@ class EpochSampler(Sampler):
         self._iterator: Iterator | None = None
         self._iter_start = 0
         self._resume_at = 0
+        self._chunk_base = 0
+        self._chunk_len = 0
+        self._chunk_it: Iterator = iter(())
 
     # -- to implement ---------------------------------------------------------------
     def _global_order(self, epoch: int) -> np.ndarray | list:
@@ -139,18 +188,38 @@ class EpochSampler(Sampler):
         """Values that must match for :meth:`load_state_dict` to accept a state."""
         return {}
 
+    def _global_length(self, epoch: int) -> int | None:
+        """Length of the global epoch when known without building it (else ``None``)."""
+        return None
+
+    def _materialize(self, chunk: np.ndarray) -> list:
+        """Python items for a chunk of an array epoch (default: ``chunk.tolist()``)."""
+        return chunk.tolist()
+
     # -- helpers ----------------------------------------------------------------------
     def _epoch_seed(self, epoch: int, *keys: int) -> int:
         """64-bit seed of this sampler for ``epoch`` (and optional sub-stream keys)."""
         return derive_seed(self.seed, epoch, *keys)
 
-    def _shard_for(self, epoch: int) -> list:
+    def _shard_for(self, epoch: int) -> list | np.ndarray:
         if self._cached_epoch != epoch:
-            self._cached_shard = shard(
-                self._global_order(epoch), self.num_replicas, self.rank, self.drop_last
-            )
+            order = self._global_order(epoch)
+            if isinstance(order, np.ndarray):
+                self._cached_shard = shard_array(order, self.num_replicas, self.rank,
+                                                 self.drop_last)
+            else:
+                self._cached_shard = shard(order, self.num_replicas, self.rank,
+                                           self.drop_last)
             self._cached_epoch = epoch
         return self._cached_shard  # type: ignore[return-value]
+
+    def _chunks(self, order: np.ndarray, start: int) -> Iterator[Iterator]:
+        """List iterators over successive chunks of an array shard, from ``start``."""
+        for pos in range(start, order.shape[0], CHUNK):
+            items = self._materialize(order[pos:pos + CHUNK])
+            it = iter(items)
+            self._chunk_base, self._chunk_len, self._chunk_it = pos, len(items), it
+            yield it
 
     # -- Sampler protocol ---------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -165,16 +234,26 @@ class EpochSampler(Sampler):
         order = self._shard_for(self.epoch)
         start, self._resume_at = self._resume_at, 0
         self._iter_start = start
-        self._iterator = iter(order[start:] if start else order)
+        if isinstance(order, np.ndarray):
+            self._chunk_base, self._chunk_len, self._chunk_it = start, 0, iter(())
+            self._iterator = itertools.chain.from_iterable(self._chunks(order, start))
+        else:
+            self._iterator = iter(order[start:] if start else order)
         return self._iterator
 
     def __len__(self) -> int:
+        if self._cached_epoch != self.epoch:
+            total = self._global_length(self.epoch)
+            if total is not None:
+                return shard_length(total, self.num_replicas, self.drop_last)
         return len(self._shard_for(self.epoch))
 
     # -- resume ------------------------------------------------------------------------
     def _consumed(self) -> int:
         if self._iterator is None:
             return self._resume_at
+        if isinstance(self._iterator, itertools.chain):
+            return self._chunk_base + self._chunk_len - operator.length_hint(self._chunk_it)
         return self._iter_start + (len(self._shard_for(self.epoch)) - self._iter_start
                                    - operator.length_hint(self._iterator))
 
