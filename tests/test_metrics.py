@@ -375,3 +375,30 @@ def test_bad_inputs():
         M.prediction_ratio(y, np.array([[3, 0], [0, 1]]))
     with pytest.raises(ValueError, match=r"pos_weight must be positive and finite; got -2\.0"):
         M.MetricAccumulator(pos_weight=[1.0, -2.0])
+
+
+def test_each_kernel_compiles_once_whatever_the_input_types():
+    import scipy.sparse as sp
+
+    from longtail import _metrics_kernels as K
+
+    rng = np.random.default_rng(0)
+    y = rng.random((30, 5)) < 0.3
+    s = rng.random((30, 5))
+    targets = [y, y.astype(np.int8), y.astype(np.float32), torch.from_numpy(y),
+               LabelMatrix.from_dense(y), sp.csr_matrix(y.astype(int))]
+    scores = [s, s.astype(np.float32), torch.from_numpy(s).half(), np.asfortranarray(s)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for yy in targets:
+            for ss in scores:
+                for average in ("macro", "micro"):
+                    M.average_precision(yy, ss, average)
+                M.precision_at_k(yy, ss, k=(1, 2))
+                M.tune_thresholds(yy, ss, "f1")
+                M.tune_thresholds(yy, ss, "match_count")
+                M.prediction_ratio(yy, ss > 0.5)
+    compiled = {name: len(f.signatures) for name, f in vars(K).items()
+                if hasattr(f, "signatures") and f.signatures}
+    assert len(compiled) >= 10
+    assert all(v == 1 for v in compiled.values()), compiled
