@@ -299,10 +299,16 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
         ring_step[slot] = step
         ring_live[slot] = 0
         fstep = np.float64(step)
+        fl = np.empty(kh, dtype=np.float64)
+        pr = np.empty(kh, dtype=np.float64)
+        for j in range(kh):  # loads only, so that all their cache misses overlap
+            i = idx[j]
+            fl[j] = ex[i, FLIGHT]
+            pr[j] = ex[i, PRIO]
         for j in range(kh):
             i = idx[j]
             ring[slot, j] = i
-            f = ex[i, FLIGHT]
+            f = fl[j]
             if f == fstep:  # drawn twice in this batch
                 continue
             if f >= 0.0:  # still in flight from an earlier step: move its mark here
@@ -312,7 +318,7 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
                     ring_live[o] -= 1
             ex[i, FLIGHT] = fstep
             ring_live[slot] += 1
-            v = ex[i, PRIO] * factor
+            v = pr[j] * factor
             if tree[size + i] != v:
                 tree[size + i] = v
                 changed[nc] = i
@@ -440,6 +446,11 @@ def replay_update(tree, size, n, idx, loss, kind, alpha, eps, pressure, baseline
     fstep = np.float64(step)
     pmax = stats[0]
     psum = 0.0
+    acc = 0.0
+    for j in range(b):  # loads only, so that the rows' cache misses overlap
+        acc += ex[idx[j], FLIGHT] + tree[size + idx[j]]
+    if acc != acc:  # never (keeps the loads)
+        pmax = 0.0
     for j in range(b):
         i = idx[j]
         v = p[j]
