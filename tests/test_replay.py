@@ -184,6 +184,31 @@ def test_priority_kinds():
     assert (np.diff(pr[order]) >= 0).all()  # monotone in the loss
 
 
+def test_percentile_reference_snapshot_refresh():
+    # history 8: the sorted snapshot is refreshed once 8 // 4 = 2 new losses arrived
+    s = HardExampleSampler(20, 4, priority="percentile", alpha=1.0, eps=0.0, history=8,
+                           seed=0, in_flight_timeout=0)
+    s.update([0, 1, 2, 3], [1.0, 2.0, 3.0, 4.0])  # first snapshot: these four
+    np.testing.assert_allclose(s.priorities[:4], [1 / 8, 3 / 8, 5 / 8, 7 / 8])
+    s.update([4], [10.0])  # 1 new loss: old snapshot, 10 is above all of it
+    assert s.priorities[4] == 1.0
+    s.update([5], [0.5])  # 2 new: re-sorted [0.5, 1, 2, 3, 4, 10], 0.5 is the lowest
+    assert s.priorities[5] == pytest.approx(0.5 / 6)
+    for _ in range(3):  # the history keeps the last 8 losses only
+        s.update([6, 7], [100.0, 100.0])
+    assert sorted(s._hist.tolist()) == [0.5, 10.0] + [100.0] * 6
+
+
+def test_effective_fractions():
+    s = HardExampleSampler(50, 10, hard_fraction=0.33, base_weights=np.ones(50),
+                           base_fraction=0.33)
+    assert s.fractions == {"hard": 0.3, "base": 0.3, "uniform": 0.4}
+    s = HardExampleSampler(50, 7, hard_fraction=0.5, num_replicas=2, rank=0)
+    assert s.fractions == {"hard": 0.5, "base": 0.0, "uniform": 0.5}  # of 14
+    s = HardExampleSampler(50, 3, hard_fraction=0.5)  # 1.5 -> 2 (ties go to hard)
+    assert (s._kh, s._kb, s._ku) == (2, 0, 1)
+
+
 def test_staleness_decays_toward_running_mean():
     n = 8
     s = HardExampleSampler(n, 8, seed=0, in_flight_timeout=0, alpha=1.0, eps=0.0,
