@@ -61,7 +61,6 @@ __all__ = [
     "LogitAdjustedBCE",
 ]
 
-Number = Union[int, float]
 TensorLike = Union[Tensor, Sequence[float], float, Any]
 
 _REDUCTIONS = ("none", "sample", "mean", "sum")

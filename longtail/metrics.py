@@ -40,7 +40,8 @@ import math
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import numpy as np
 
@@ -804,8 +805,9 @@ class MetricAccumulator:
         if len(self._scores) > 1:
             out = np.empty((self._n, self._n_labels), dtype=np.float32)
             r = 0
-            while self._scores:  # free each batch as it is copied
-                s = self._scores.pop(0)
+            batches, self._scores = self._scores[::-1], []
+            while batches:  # free each batch as soon as it is copied
+                s = batches.pop()
                 out[r:r + s.shape[0]] = s
                 r += s.shape[0]
             self._scores = [out]
