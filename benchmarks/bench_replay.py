@@ -279,24 +279,9 @@ def training_run(epochs: int, seed: int = 0, **sampler_kw):
             "steps": step}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--reps", type=int, default=3000, help="timed calls per row")
-    ap.add_argument("--blocks", type=int, default=6, help="interleaved blocks per row")
-    ap.add_argument("--cold-reps", type=int, default=300,
-                    help="timed calls per row with caches flushed (0: skip)")
-    ap.add_argument("--lag", type=int, default=4, help="batches between draw and report")
-    ap.add_argument("--epochs", type=int, default=8, help="epochs of the training run")
-    ap.add_argument("--skip-training", action="store_true")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-
-    cls, note = load_torchrl()
-    print(f"anchor: {note}")
-    if cls is not None:
-        print(f"TorchRL draws vs its priorities: chi-square p = {check_torchrl(cls):.3f}")
-    fmt = lambda s: f"{s * 1e6:.1f}"  # noqa: E731
-    rows = []
+def measure(cls, args) -> dict:
+    """One pass of every timing setting: {(setting, capacity, impl): (sample s, update s)}."""
+    out = {}
     for n in (80_000, 1_000_000):
         runners = {"h1": ours(n, args.lag, hard_fraction=1.0),
                    "h5": ours(n, args.lag, hard_fraction=0.5),
@@ -309,69 +294,106 @@ def main() -> None:
             for name, runner in runners.items():
                 calls = per_block if name != "numpy" else max(1, per_block // 4)
                 runner.run(calls, warmup=20)
-        med = {k: r.medians() for k, r in runners.items()}
-        for op, k in (("sample 256 + IS weights", 0), ("update 256 losses", 1)):
-            trl = med.get("torchrl")
-            rows.append([f"{n:,}", op, fmt(med["h1"][k]), fmt(med["h5"][k]),
-                         fmt(med["tree"][k]), fmt(trl[k]) if trl else "n/a",
-                         fmt(med["numpy"][k]),
-                         f"{trl[k] / med['h1'][k]:.1f}x" if trl else "n/a",
-                         f"{trl[k] / med['h5'][k]:.1f}x" if trl else "n/a",
-                         f"{med['numpy'][k] / med['h1'][k]:.1f}x"])
+        for k, r in runners.items():
+            out["interleaved", n, k] = r.medians()
         del runners
-    print()
-    print(f"Per call, median us (batch {BATCH}, losses reported {args.lag} batches after "
-          f"their draw, {args.blocks} interleaved blocks):")
-    print(table(["capacity", "operation", "ours, hard 1.0", "ours, hard 0.5",
-                 "SumTree alone", "TorchRL PrioritizedSampler", "NumPy sum tree",
-                 "TorchRL / ours 1.0", "TorchRL / ours 0.5", "NumPy / ours 1.0"], rows))
-
-    # the same at 1e6, one implementation at a time (each keeps the caches to itself)
+    # capacity 1e6, one implementation at a time (each keeps the caches to itself)
     n = 1_000_000
     alone = {"h1": lambda: ours(n, args.lag, hard_fraction=1.0),
              "h5": lambda: ours(n, args.lag, hard_fraction=0.5),
              "tree": lambda: sumtree_alone(n, args.lag)}
     if cls is not None:
         alone["torchrl"] = lambda: torchrl_sampler(cls, n, args.lag)
-    med = {}
     for name, make in alone.items():
         runner = make()
         runner.run(args.reps, warmup=100)
-        med[name] = runner.medians()
+        out["alone", n, name] = runner.medians()
         del runner
-    arows = []
-    for op, k in (("sample 256 + IS weights", 0), ("update 256 losses", 1)):
-        trl = med.get("torchrl")
-        arows.append([op, fmt(med["h1"][k]), fmt(med["h5"][k]), fmt(med["tree"][k]),
-                      fmt(trl[k]) if trl else "n/a",
-                      f"{trl[k] / med['h1'][k]:.1f}x" if trl else "n/a",
-                      f"{trl[k] / med['h5'][k]:.1f}x" if trl else "n/a"])
-    print()
-    print("Capacity 1,000,000, one implementation at a time (median us):")
-    print(table(["operation", "ours, hard 1.0", "ours, hard 0.5", "SumTree alone",
-                 "TorchRL PrioritizedSampler", "TorchRL / ours 1.0", "TorchRL / ours 0.5"],
-                arows))
-
     if cls is not None and args.cold_reps:
-        n = 1_000_000
         runners = {"h1": ours(n, args.lag, hard_fraction=1.0),
                    "h5": ours(n, args.lag, hard_fraction=0.5),
                    "torchrl": torchrl_sampler(cls, n, args.lag)}
         for _ in range(args.blocks):
             for runner in runners.values():
                 runner.run(max(1, args.cold_reps // args.blocks), warmup=5, flush=flush_caches)
-        med = {k: r.medians() for k, r in runners.items()}
-        crows = [[op, fmt(med["h1"][k]), fmt(med["h5"][k]), fmt(med["torchrl"][k]),
-                  f"{med['torchrl'][k] / med['h1'][k]:.1f}x",
-                  f"{med['torchrl'][k] / med['h5'][k]:.1f}x"]
-                 for op, k in (("sample 256 + IS weights", 0), ("update 256 losses", 1))]
+        for k, r in runners.items():
+            out["cold", n, k] = r.medians()
+        del runners
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=3000, help="timed calls per row")
+    ap.add_argument("--blocks", type=int, default=6, help="interleaved blocks per row")
+    ap.add_argument("--cold-reps", type=int, default=300,
+                    help="timed calls per row with caches flushed (0: skip)")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="repeat every timing this often; figures are medians over runs")
+    ap.add_argument("--lag", type=int, default=4, help="batches between draw and report")
+    ap.add_argument("--epochs", type=int, default=8, help="epochs of the training run")
+    ap.add_argument("--skip-training", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+
+    cls, note = load_torchrl()
+    print(f"anchor: {note}")
+    if cls is not None:
+        print(f"TorchRL draws vs its priorities: chi-square p = {check_torchrl(cls):.3f}")
+    runs = [measure(cls, args) for _ in range(args.runs)]
+    med = {key: tuple(float(np.median([r[key][k] for r in runs])) for k in (0, 1))
+           for key in runs[0]}
+    fmt = lambda s: f"{s * 1e6:.1f}"  # noqa: E731
+    ratio = lambda a, b: f"{a / b:.1f}x"  # noqa: E731
+    ops = (("sample 256 + IS weights", 0), ("update 256 losses", 1))
+    has_trl = cls is not None
+
+    rows = []
+    for n in (80_000, 1_000_000):
+        m = {k: med["interleaved", n, k] for k in ("h1", "h5", "tree", "numpy", "torchrl")
+             if ("interleaved", n, k) in med}
+        for op, k in ops:
+            trl = m.get("torchrl")
+            rows.append([f"{n:,}", op, fmt(m["h1"][k]), fmt(m["h5"][k]), fmt(m["tree"][k]),
+                         fmt(trl[k]) if trl else "n/a", fmt(m["numpy"][k]),
+                         ratio(trl[k], m["h1"][k]) if trl else "n/a",
+                         ratio(trl[k], m["h5"][k]) if trl else "n/a",
+                         ratio(m["numpy"][k], m["h1"][k])])
+    print()
+    print(f"Per call, median us over {args.runs} runs (batch {BATCH}, losses reported "
+          f"{args.lag} batches after their draw, {args.blocks} interleaved blocks):")
+    print(table(["capacity", "operation", "ours, hard 1.0", "ours, hard 0.5",
+                 "SumTree alone", "TorchRL PrioritizedSampler", "NumPy sum tree",
+                 "TorchRL / ours 1.0", "TorchRL / ours 0.5", "NumPy / ours 1.0"], rows))
+
+    n = 1_000_000
+    m = {k: med["alone", n, k] for k in ("h1", "h5", "tree", "torchrl")
+         if ("alone", n, k) in med}
+    arows = []
+    for op, k in ops:
+        trl = m.get("torchrl")
+        arows.append([op, fmt(m["h1"][k]), fmt(m["h5"][k]), fmt(m["tree"][k]),
+                      fmt(trl[k]) if trl else "n/a",
+                      ratio(trl[k], m["h1"][k]) if trl else "n/a",
+                      ratio(trl[k], m["h5"][k]) if trl else "n/a"])
+    print()
+    print(f"Capacity 1,000,000, one implementation at a time (median us over {args.runs} "
+          f"runs):")
+    print(table(["operation", "ours, hard 1.0", "ours, hard 0.5", "SumTree alone",
+                 "TorchRL PrioritizedSampler", "TorchRL / ours 1.0", "TorchRL / ours 0.5"],
+                arows))
+
+    if has_trl and args.cold_reps:
+        m = {k: med["cold", n, k] for k in ("h1", "h5", "torchrl")}
+        crows = [[op, fmt(m["h1"][k]), fmt(m["h5"][k]), fmt(m["torchrl"][k]),
+                  ratio(m["torchrl"][k], m["h1"][k]), ratio(m["torchrl"][k], m["h5"][k])]
+                 for op, k in ops]
         print()
-        print("Capacity 1,000,000 with 64 MB streamed through the caches before every call "
-              "(median us):")
+        print(f"Capacity 1,000,000 with 64 MB streamed through the caches before every call "
+              f"(median us over {args.runs} runs):")
         print(table(["operation", "ours, hard 1.0", "ours, hard 0.5",
                      "TorchRL PrioritizedSampler", "TorchRL / ours 1.0",
                      "TorchRL / ours 0.5"], crows))
-        del runners
 
     if not args.skip_training:
         print()
