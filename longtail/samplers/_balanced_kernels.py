@@ -1,0 +1,266 @@
+"""Numba kernels behind :mod:`longtail.samplers.balanced`.
+
+Serial kernels (they run in the DataLoader's main process, next to fork-started workers),
+seeded explicitly through :mod:`longtail._rng`. Inputs are float64 weights and the
+canonical LabelMatrix arrays (int64 offsets, int32 indices, read-only), so each kernel
+compiles once.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from longtail._rng import rng_below, rng_init, rng_shuffle, rng_uniform
+
+
+@njit(cache=True)
+def build_alias(weights):
+    """Walker/Vose alias table of ``weights`` (float64, finite, >= 0, positive sum).
+
+    Returns ``(prob, alias)``: draw a column ``k`` uniformly, keep it with probability
+    ``prob[k]``, else take ``alias[k]``. O(n); zero weights are never drawn.
+    """
+    n = weights.shape[0]
+    total = 0.0
+    for i in range(n):
+        total += weights[i]
+    prob = np.empty(n, dtype=np.float64)
+    alias = np.empty(n, dtype=np.int64)
+    small = np.empty(n, dtype=np.int64)
+    large = np.empty(n, dtype=np.int64)
+    ns = 0
+    nl = 0
+    scale = n / total
+    for i in range(n):
+        prob[i] = weights[i] * scale
+        alias[i] = i
+        if prob[i] < 1.0:
+            small[ns] = i
+            ns += 1
+        else:
+            large[nl] = i
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s = small[ns]
+        g = large[nl - 1]
+        alias[s] = g
+        prob[g] = (prob[g] + prob[s]) - 1.0
+        if prob[g] < 1.0:
+            nl -= 1
+            small[ns] = g
+            ns += 1
+    # what is left is 1 up to rounding: always keep it (a zero weight stays at 0 only if
+    # it was paired above, which every entry < 1 is while large entries remain)
+    for k in range(nl):
+        prob[large[k]] = 1.0
+    for k in range(ns):
+        i = small[k]
+        prob[i] = 1.0 if weights[i] > 0.0 else 0.0
+        if prob[i] == 0.0:
+            # a zero weight left unpaired (rounding): send it to any positive column
+            for j in range(n):
+                if weights[j] > 0.0:
+                    alias[i] = j
+                    break
+    return prob, alias
+
+
+@njit(cache=True)
+def interleave_alias(prob, alias):
+    """The alias table as one float64 array ``[prob_0, alias_0, prob_1, alias_1, ...]``
+    (alias ids are exact in float64 below 2**53): one cache line per draw."""
+    n = prob.shape[0]
+    table = np.empty(2 * n, dtype=np.float64)
+    for k in range(n):
+        table[2 * k] = prob[k]
+        table[2 * k + 1] = alias[k]
+    return table
+
+
+@njit(cache=True)
+def draw_alias(table, m, seed):
+    """``m`` independent draws from an interleaved alias table (int64[m]).
+
+    Random numbers are made a block at a time and the table is read in a second loop,
+    so the (cache-missing) table reads of a block overlap."""
+    state = rng_init(seed)
+    n = table.shape[0] // 2
+    out = np.empty(m, dtype=np.int64)
+    block = 512
+    ks = np.empty(block, dtype=np.int64)
+    us = np.empty(block, dtype=np.float64)
+    for t0 in range(0, m, block):
+        b = min(block, m - t0)
+        for j in range(b):
+            ks[j] = rng_below(state, n)
+            us[j] = rng_uniform(state)
+        for j in range(b):
+            k = ks[j]
+            if us[j] < table[2 * k]:
+                out[t0 + j] = k
+            else:
+                out[t0 + j] = np.int64(table[2 * k + 1])
+    return out
+
+
+@njit(cache=True)
+def radix_argsort(keys):
+    """Stable ascending argsort of uint64 keys: LSD radix sort, 11-bit digits (a pass
+    is skipped when every key has the same digit). O(m) per pass, 6 passes at most."""
+    m = keys.shape[0]
+    idx = np.arange(m)
+    k = keys.copy()
+    idx2 = np.empty(m, dtype=np.int64)
+    k2 = np.empty(m, dtype=np.uint64)
+    cnt = np.empty(2049, dtype=np.int64)
+    for shift in range(0, 64, 11):
+        sh = np.uint64(shift)
+        cnt[:] = 0
+        for i in range(m):
+            cnt[np.int64((k[i] >> sh) & np.uint64(2047)) + 1] += 1
+        if cnt.max() == m:
+            continue
+        for d in range(2048):
+            cnt[d + 1] += cnt[d]
+        for i in range(m):
+            d = np.int64((k[i] >> sh) & np.uint64(2047))
+            pos = cnt[d]
+            cnt[d] = pos + 1
+            k2[pos] = k[i]
+            idx2[pos] = idx[i]
+        k, k2 = k2, k
+        idx, idx2 = idx2, idx
+    return idx
+
+
+@njit(cache=True)
+def draw_without_replacement(weights, m, seed):
+    """``m`` draws without replacement, probability proportional to ``weights``.
+
+    Efraimidis & Spirakis (2006) in log form (``log(u) / w``, the Gumbel-top-k trick):
+    the ``m`` largest keys, in decreasing key order, are distributed as successive
+    weighted draws without replacement. O(n) selection plus O(m log m) for the order.
+    Needs at least ``m`` positive weights.
+    """
+    state = rng_init(seed)
+    n = weights.shape[0]
+    keys = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        w = weights[i]
+        if w > 0.0:
+            u = rng_uniform(state)
+            while u == 0.0:
+                u = rng_uniform(state)
+            key = np.log(u) / w
+            # a subnormal weight overflows to -inf: keep it above the zero weights
+            keys[i] = key if key > -1.0e308 else -1.0e308
+        else:
+            keys[i] = -np.inf
+    if m < n:
+        # the m-th largest key: partition a copy (O(n) on average)
+        tmp = -keys
+        kth = -np.partition(tmp, m - 1)[m - 1]
+        sel = np.empty(m, dtype=np.int64)
+        k = 0
+        for i in range(n):
+            if keys[i] > kth:
+                sel[k] = i
+                k += 1
+        for i in range(n):
+            if k >= m:
+                break
+            if keys[i] == kth:
+                sel[k] = i
+                k += 1
+    else:
+        sel = np.arange(n)
+    # decreasing keys = increasing -key >= 0, whose IEEE bits sort like the values
+    sub = np.empty(m, dtype=np.float64)
+    for j in range(m):
+        sub[j] = -keys[sel[j]]
+    order = radix_argsort(sub.view(np.uint64))
+    out = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        out[j] = sel[order[j]]
+    return out
+
+
+@njit(cache=True)
+def repeat_epoch(factors, seed):
+    """Repeat-factor epoch (detectron2 semantics): example i appears ``floor(r_i)`` times,
+    plus once more with probability ``frac(r_i)`` (stochastic rounding), then the whole
+    list is shuffled. Returns int64[total]."""
+    state = rng_init(seed)
+    n = factors.shape[0]
+    reps = np.empty(n, dtype=np.int64)
+    total = 0
+    for i in range(n):
+        r = factors[i]
+        k = np.int64(np.floor(r))
+        if rng_uniform(state) < r - k:
+            k += 1
+        reps[i] = k
+        total += k
+    out = np.empty(total, dtype=np.int64)
+    pos = 0
+    for i in range(n):
+        for _ in range(reps[i]):
+            out[pos] = i
+            pos += 1
+    rng_shuffle(state, out)
+    return out
+
+
+@njit(cache=True)
+def class_aware_epoch(t_offsets, t_indices, classes, prob, alias, use_alias, m, per_label,
+                      seed):
+    """Class-aware epoch (mmdetection ``ClassAwareSampler`` semantics).
+
+    Pick a label -- cycling through a shuffled list of ``classes`` (reshuffled after
+    each pass), or, with ``use_alias``, drawn from the alias table ``(prob, alias)`` over
+    ``classes`` -- then take ``per_label`` examples of that label from its own shuffled
+    cycle (``t_offsets``/``t_indices`` is the label -> examples CSC; a label's list is
+    reshuffled each time it is used up). Returns ``(indices int64[m], labels int64[m])``.
+    """
+    state = rng_init(seed)
+    n_classes = classes.shape[0]
+    L = t_offsets.shape[0] - 1
+    buf = np.empty(t_indices.shape[0], dtype=np.int32)
+    pos = np.full(L, -1, dtype=np.int64)
+    cycle = classes.copy()
+    rng_shuffle(state, cycle)
+    ci = 0
+    out_idx = np.empty(m, dtype=np.int64)
+    out_lab = np.empty(m, dtype=np.int64)
+    t = 0
+    while t < m:
+        if use_alias:
+            k = rng_below(state, n_classes)
+            if rng_uniform(state) >= prob[k]:
+                k = alias[k]
+            c = classes[k]
+        else:
+            if ci == n_classes:
+                rng_shuffle(state, cycle)
+                ci = 0
+            c = cycle[ci]
+            ci += 1
+        start = t_offsets[c]
+        length = t_offsets[c + 1] - start
+        seg = buf[start:start + length]
+        if pos[c] < 0:
+            seg[:] = t_indices[start:start + length]
+            rng_shuffle(state, seg)
+            pos[c] = 0
+        for _ in range(per_label):
+            if t >= m:
+                break
+            if pos[c] == length:
+                rng_shuffle(state, seg)
+                pos[c] = 0
+            out_idx[t] = seg[pos[c]]
+            out_lab[t] = c
+            pos[c] += 1
+            t += 1
+    return out_idx, out_lab
