@@ -317,3 +317,82 @@ def test_check_weights_types():
 def test_sample_weights_rejects_bad_parameters(method, params, err, match):
     with pytest.raises(err, match=match):
         sample_weights([[0], [1], [0, 2]], method, **params)
+
+
+# ---------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def label_file(tmp_path_factory):
+    from longtail.datasets import write_dataset
+
+    path = tmp_path_factory.mktemp("cli") / "d.arrow"
+    rng = np.random.default_rng(0)
+    rows = [sorted({int(j) for j in np.minimum(rng.zipf(1.5, size=3) - 1, 40)})
+            for _ in range(400)] + [[]]
+    write_dataset(path, None, rows, n_labels=42)
+    return path, LabelMatrix.from_lists(rows, n_labels=42)
+
+
+def test_cli_writes_weights_and_prints_the_report(label_file, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    from longtail.cli import main
+
+    path, y = label_file
+    out = tmp_path / "w.npy"
+    assert main(["weights", str(path), "--method", "repeat_factor", "--threshold", "0.05",
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "label exposure max/min" in text and "wrote" in text
+    np.testing.assert_array_equal(np.load(out),
+                                  sample_weights(y, "repeat_factor", threshold=0.05))
+    pout = tmp_path / "w.parquet"
+    assert main(["weights", str(path), "--method", "exposure", "--min-ess", "0.7",
+                 "--max-iter", "30", "-o", str(pout), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ess_fraction"] >= 0.7 - 1e-9 and report["params"]["min_ess"] == 0.7
+    table = pq.read_table(pout)
+    assert table.column_names == ["index", "weight"]
+    assert table.column("index").to_pylist() == list(range(len(y)))
+    np.testing.assert_array_equal(table.column("weight").to_numpy(), sample_weights(
+        y, "exposure", min_ess=0.7, max_iter=30))
+    # --force replaces, without it the file is kept
+    before = out.read_bytes()
+    with pytest.raises(SystemExit):
+        main(["weights", str(path), "--method", "inverse_frequency", "-o", str(out)])
+    assert "--force" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["weights", str(path), "--method", "inverse_frequency", "--agg", "max",
+                 "--power", "0.5", "-o", str(out), "--force"]) == 0
+    np.testing.assert_array_equal(np.load(out), sample_weights(
+        y, "inverse_frequency", agg="max", power=0.5))
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--method", "repeat_factor", "--threshold", "0"], "threshold must be in (0, 1]"),
+    (["--method", "repeat_factor", "--beta", "0.9"], "--beta does not apply to --method"),
+    (["--method", "exposure", "--min-ess", "2"], "min_ess must be in"),
+    (["--method", "inverse_frequency", "-o", "{tmp}/w.csv"], "must end with .npy or .parquet"),
+    (["--method", "inverse_frequency", "--column", "nope"], "no column 'nope'"),
+])
+def test_cli_writes_nothing_on_bad_input(label_file, tmp_path, capsys, argv, match):
+    from longtail.cli import main
+
+    path, _ = label_file
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if "-o" not in argv:
+        argv += ["-o", str(tmp_path / "w.npy")]
+    with pytest.raises(SystemExit) as e:
+        main(["weights", str(path)] + argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_missing_input(tmp_path, capsys):
+    from longtail.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["weights", str(tmp_path / "none.arrow"), "--method", "repeat_factor",
+              "-o", str(tmp_path / "w.npy")])
+    assert "no such file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
