@@ -41,8 +41,8 @@ def _per_example_loss(losses: Any, reduction: str, targets: Any = None) -> Any:
     from longtail.losses import per_example_loss
 
     if isinstance(losses, np.ndarray):
-        losses = torch.from_numpy(np.ascontiguousarray(losses, dtype=np.float64))
-    elif not losses.is_floating_point():
+        losses = torch.from_numpy(np.ascontiguousarray(losses))
+    if not losses.is_floating_point():
         losses = losses.to(torch.float64)
     if targets is not None and not isinstance(targets, torch.Tensor):
         targets = torch.as_tensor(np.asarray(targets))
