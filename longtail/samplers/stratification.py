@@ -1,0 +1,630 @@
+"""Iterative stratification of multilabel data, sparse and at scale, and its quality report.
+
+:func:`iterative_stratification` assigns every example to one of k parts with given
+fractions so that every label (rare ones included) is spread over the parts in proportion
+to the fractions. It works on the CSR :class:`~longtail.datasets.LabelMatrix` and a CSC
+built in the kernel, never on a dense matrix: O(nnz) work plus a bucket queue that picks
+the rarest remaining label in O(1).
+
+Methods
+-------
+``method="sechidis"``
+    The algorithm of Sechidis, Tsoumakas & Vlahavas (2011): take the label with the
+    fewest remaining (unassigned) examples; give each of its examples to the part that
+    wants that label most (largest remaining demand ``c_j^l = r_j * |D^l| - assigned``),
+    ties to the part that wants the most examples, then random. Examples without labels
+    go last to the part that wants the most examples. With ``compat="iterstrat"`` the
+    parts are *identical* to those of iterative-stratification 0.1.9 for the same
+    ``random_state`` (its NumPy ``RandomState`` draws are replayed: the shuffle, then a
+    ``choice`` exactly where the package breaks a tie).
+``method="balanced"`` (default)
+    Same label order, a better part choice. An example ``x`` may only go to a part that
+    has not reached its size ``n_j`` (sizes are ``r_j * n`` rounded by largest
+    remainder, so every part ends within +-1 of ``r_j * n``: ED < 1). Among those, it goes
+    to the part with the largest score
+
+    .. math:: s_j(x) = \\sum_{l \\in x} c_j^l / |D^l|
+
+    the demand of part j for *all* the example's labels, each as a fraction of the
+    label's size (so a rare label weighs more than a frequent one, and the label being
+    placed - the rarest - weighs most); ties go to the part with the most room, then
+    random. With ``groups`` the unit is a group: its size is its number of examples,
+    ``c_j^l`` falls by the number of its examples with label l, which also weighs its
+    term in the score; a group goes to a part it fits in, else to the part with the most
+    room.
+
+Second order (``order=2``, Szymański & Kajdanowicz 2017): the units of the queue and of
+the demand are label pairs ``(a, b)`` with ``a <= b`` present in an example (single
+labels included as ``(a, a)``), as in scikit-multilearn. Meant for sparse data (a few
+labels per example); refused with the pair count where the pairs would not fit in memory.
+
+Example
+-------
+>>> from longtail import LabelMatrix, iterative_stratification, stratification_report
+>>> y = LabelMatrix.from_lists([[0], [0, 1], [1], [0], [1], [0, 1]] * 10)
+>>> parts = iterative_stratification(y, [0.5, 0.5], seed=0)
+>>> np.bincount(parts).tolist()
+[30, 30]
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from longtail._rng import derive_seed
+from longtail.samplers import _stratification_kernels as K
+
+if TYPE_CHECKING:  # pragma: no cover
+    from longtail.datasets.label_matrix import LabelMatrix
+
+__all__ = ["iterative_stratification", "stratification_report", "StratificationReport"]
+
+_METHODS = {"sechidis": K.METHOD_SECHIDIS, "balanced": K.METHOD_BALANCED}
+_COMPAT = (None, "iterstrat")
+# bytes per second-order entry while building it: keys, sorted copy, inverse, CSR, CSC
+_PAIR_BYTES = 40
+_EMPTY_I32 = np.empty(0, dtype=np.int32)
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+_NO_CSC = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32))
+for _a in _NO_CSC:
+    _a.flags.writeable = False
+
+
+# ----------------------------------------------------------------------------- inputs
+def as_label_matrix(labels: Any, name: str = "labels") -> "LabelMatrix":
+    """A LabelMatrix from any supported input, refusing matrices without any label.
+
+    Accepts a LabelMatrix, an Arrow list array, a scipy sparse 0/1 matrix, a dense 0/1
+    array (numpy, torch, pandas), or a sequence of label-id sequences.
+    """
+    from longtail.datasets.label_matrix import LabelMatrix
+
+    if isinstance(labels, LabelMatrix):
+        lm = labels
+    else:
+        mod = type(labels).__module__
+        if mod.startswith("pandas"):
+            labels = labels.to_numpy()
+        lm = LabelMatrix.from_any(labels)
+    if lm.n_labels == 0 or lm.nnz == 0:
+        raise ValueError(f"{name} has no labels at all ({len(lm)} examples, "
+                         f"{lm.n_labels} labels, 0 positives): nothing to stratify")
+    return lm
+
+
+def check_fractions(fractions: Any) -> np.ndarray:
+    """Validate part fractions: at least 2, finite, >= 0, summing to 1 (float64 copy)."""
+    try:
+        r = np.array(fractions, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"fractions must be a sequence of numbers, got {fractions!r}") from None
+    if r.size < 2:
+        raise ValueError(f"fractions must name at least 2 parts, got {fractions!r}")
+    if not np.all(np.isfinite(r)):
+        raise ValueError(f"fractions must be finite, got {fractions!r}")
+    if np.any(r < 0):
+        j = int(np.flatnonzero(r < 0)[0])
+        raise ValueError(f"fractions must be >= 0, got {r[j]!r} at position {j}")
+    s = float(r.sum())
+    if abs(s - 1.0) > 1e-6:
+        raise ValueError(f"fractions must sum to 1, got {fractions!r} (sum {s!r})")
+    return r
+
+
+def sizes_from_fractions(r: np.ndarray, n: int) -> np.ndarray:
+    """Part sizes summing to ``n``, each within 1 of ``r_j * n`` (largest remainder)."""
+    # rounded to 1e-9 so that float noise (0.7 + 0.2 + 0.1 != 1) never decides a tie
+    exact = np.round(np.asarray(r, dtype=np.float64) / float(np.sum(r)) * n, 9)
+    sizes = np.floor(exact).astype(np.int64)
+    short = int(n - sizes.sum())
+    if short > 0:
+        order = np.argsort(-(exact - sizes), kind="stable")
+        sizes[order[:short]] += 1
+    return sizes
+
+
+def _seed_of(seed: Any) -> int:
+    if isinstance(seed, np.random.RandomState):
+        return int(seed.randint(0, 2**63 - 1, dtype=np.int64))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63 - 1))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # pragma: no cover - psutil missing or failing
+        return None
+
+
+def _pair_units(lm: "LabelMatrix") -> tuple[np.ndarray, np.ndarray, int]:
+    """Second-order unit matrix: every row's label pairs (a <= b) as ids in [0, P)."""
+    entries = int(K.pair_entries(lm.offsets, lm.indices))
+    need = entries * _PAIR_BYTES
+    avail = _available_memory()
+    if entries > np.iinfo(np.int32).max or (avail is not None and need > avail // 2):
+        have = "" if avail is None else f", {avail / 2**30:.1f} GiB available"
+        raise ValueError(
+            f"order=2 needs {entries:,} label-pair entries (about {need / 2**30:.1f} GiB"
+            f"{have}): they do not fit in memory. Second order is meant for sparse label "
+            f"data (a few labels per example; this data has {lm.nnz / len(lm):.1f}); "
+            "use order=1")
+    off, keys = K.pair_keys(lm.offsets, lm.indices, lm.n_labels)
+    uniq, inv = np.unique(keys, return_inverse=True)
+    del keys
+    return _readonly(off), _readonly(inv.astype(np.int32).reshape(-1)), int(uniq.size)
+
+
+def _group_index(groups: Any, n: int) -> tuple[np.ndarray, int]:
+    if hasattr(groups, "detach"):
+        groups = groups.detach().cpu().numpy()
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.shape[0] != n:
+        raise ValueError(f"groups must be 1-D with one id per example ({n}), got shape {g.shape}")
+    if g.dtype == object:
+        bad = [i for i in range(min(n, 1_000_000)) if g[i] is None]
+        if bad:
+            raise ValueError(f"groups: example {bad[0]} has no group (None)")
+    if g.dtype.kind == "f" and np.isnan(g).any():
+        raise ValueError(f"groups: example {int(np.flatnonzero(np.isnan(g))[0])} has group NaN")
+    try:
+        _, inv = np.unique(g, return_inverse=True)
+    except TypeError as exc:
+        raise TypeError(f"groups must be sortable ids (ints or strings): {exc}") from None
+    inv = inv.reshape(-1).astype(np.int64)
+    return inv, int(inv.max()) + 1 if n else 0
+
+
+# ----------------------------------------------------------------------------- core
+def _stratify(lm: "LabelMatrix", r: np.ndarray, sizes: np.ndarray, *, order: int, seed: int,
+              method: str, groups: Any, shuffle: bool, refine: int = 2) -> np.ndarray:
+    """Parts (int32[n]) for validated inputs; ``sizes`` are the exact part sizes."""
+    if order == 2:
+        offsets, indices, n_units_labels = _pair_units(lm)
+    else:
+        offsets, indices, n_units_labels = lm.offsets, lm.indices, lm.n_labels
+    s = np.uint64(derive_seed(seed, 0x5757))
+    code = _METHODS[method]
+    rr = np.ascontiguousarray(r, dtype=np.float64)
+    tt = np.ascontiguousarray(sizes, dtype=np.int64)
+    if groups is None:
+        if order == 1:
+            t = lm.transpose()  # cached on the LabelMatrix
+            t_off, t_idx = t.offsets, t.indices
+        else:
+            t_off, t_idx = _csc(offsets, indices, n_units_labels)
+        return K.stratify(offsets, indices, _EMPTY_I32, False, _EMPTY_I64, rr, tt, code, s,
+                          bool(shuffle), t_off, t_idx, int(refine))
+    g, n_groups = _group_index(groups, len(lm))
+    goff, gidx, gmul, gsize = K.group_rows(offsets, indices, g, n_groups, n_units_labels)
+    goff, gidx = _readonly(goff), _readonly(gidx)
+    t_off, t_idx = _csc(goff, gidx, n_units_labels)
+    gparts = K.stratify(goff, gidx, gmul, True, gsize, rr, tt, code, s, bool(shuffle),
+                        t_off, t_idx, 0)
+    return gparts[g]
+
+
+def _csc(offsets: np.ndarray, indices: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only CSC (column -> sorted row ids) of a CSR unit matrix."""
+    from longtail.datasets import _kernels as DK
+
+    t_off, t_idx = DK.transpose(offsets, indices, n_cols)
+    return _readonly(t_off), _readonly(t_idx)
+
+
+def _compat_parts(lm: "LabelMatrix", r: np.ndarray, random_state: Any,
+                  shuffle: bool) -> np.ndarray:
+    """iterative-stratification 0.1.9, part for part (advances ``random_state``)."""
+    rs = _check_random_state(random_state)
+    n = len(lm)
+    perm = np.arange(n)
+    if shuffle:
+        rs.shuffle(perm)
+    state = rs.get_state(legacy=True)
+    if state[0] != "MT19937":  # pragma: no cover - RandomState is always MT19937
+        raise ValueError("compat='iterstrat' needs an MT19937 RandomState")
+    key = np.array(state[1], dtype=np.uint32)
+    pos = np.array([state[2]], dtype=np.int64)
+    fold = K.iterstrat_compat(lm.offsets, lm.indices, lm.n_labels, perm.astype(np.int64),
+                              np.ascontiguousarray(r, dtype=np.float64), key, pos)
+    rs.set_state(("MT19937", key, int(pos[0]), state[3], state[4]))
+    return fold
+
+
+def _check_random_state(random_state: Any) -> np.random.RandomState:
+    """scikit-learn's ``check_random_state`` (None: NumPy's global RandomState)."""
+    if random_state is None:
+        return np.random.mtrand._rand
+    if isinstance(random_state, np.random.RandomState):
+        return random_state
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return np.random.RandomState(int(random_state))
+    raise ValueError(f"compat='iterstrat' needs random_state None, an int or a "
+                     f"numpy RandomState, got {random_state!r}")
+
+
+def check_options(order: int, method: str, compat: str | None, groups: Any) -> None:
+    """Validate ``order`` / ``method`` / ``compat`` and their combinations."""
+    if isinstance(order, bool) or order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
+    if compat not in _COMPAT:
+        raise ValueError(f"compat must be None or 'iterstrat', got {compat!r}")
+    if compat is not None:
+        if method != "sechidis":
+            raise ValueError("compat='iterstrat' reproduces the paper's rule: pass "
+                             f"method='sechidis' (got method={method!r})")
+        if order != 1:
+            raise ValueError("compat='iterstrat' is first order only (order=1)")
+        if groups is not None:
+            raise ValueError("compat='iterstrat' does not support groups "
+                             "(iterative-stratification has none)")
+
+
+def iterative_stratification(
+    labels: Any,
+    fractions: Sequence[float] | np.ndarray,
+    order: int = 1,
+    seed: Any = 0,
+    method: str = "balanced",
+    groups: Any = None,
+    *,
+    compat: str | None = None,
+    shuffle: bool = True,
+    refine: int = 2,
+) -> np.ndarray:
+    """Assign every example to one of ``len(fractions)`` parts, stratified by label.
+
+    Parameters
+    ----------
+    labels : LabelMatrix, scipy sparse, dense 0/1 array, Arrow list array or id lists
+        The multilabel targets (never densified).
+    fractions : sequence of float
+        Share of the examples for each part; at least 2, each >= 0, summing to 1.
+    order : {1, 2}
+        1: labels (Sechidis et al. 2011). 2: label pairs (Szymański & Kajdanowicz 2017),
+        for sparse data; refused where the pairs would not fit in memory.
+    seed : int (or numpy RandomState / Generator)
+        Same seed, same parts. With ``compat="iterstrat"``: the package's
+        ``random_state`` (int, RandomState, or None for NumPy's global state).
+    method : {"balanced", "sechidis"}
+        The part choice; see the module documentation. ``balanced`` gives exact sizes
+        (each within 1 of ``fractions[j] * n``) and a lower label distribution error.
+    groups : array-like of shape (n,), optional
+        Group id per example (patient, document, user): a group is never split.
+    compat : {None, "iterstrat"}
+        ``"iterstrat"`` (with ``method="sechidis"``): exactly the parts of
+        iterative-stratification 0.1.9's ``IterativeStratification(y, r, random_state)``
+        (with ``shuffle=True``: of its ``MultilabelStratifiedKFold(shuffle=True)``).
+    shuffle : bool
+        Visit every label's examples from a seeded random start, and examples without
+        labels in a seeded random order (default), rather than in index order.
+    refine : int
+        ``balanced`` only, without ``groups``: passes of pairwise swaps between parts
+        that lower ``sum_j sum_l e_jl^2 / r_j`` (``e_jl``: positives of label l in part j
+        minus ``r_j`` times its positives); sizes are kept. 0 turns it off.
+
+    Returns
+    -------
+    ndarray of int32, shape (n,)
+        The part of every example.
+
+    Example
+    -------
+    >>> from longtail.datasets import make_long_tail
+    >>> y = make_long_tail("small", seed=0, n_examples=2_000).labels
+    >>> parts = iterative_stratification(y, [0.8, 0.2], seed=1)
+    >>> np.bincount(parts).tolist()
+    [1600, 400]
+    """
+    check_options(order, method, compat, groups)
+    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
+        raise ValueError(f"refine must be an integer >= 0, got {refine!r}")
+    r = check_fractions(fractions)
+    lm = as_label_matrix(labels)
+    if r.size > len(lm):
+        raise ValueError(f"{r.size} parts is more than the number of examples ({len(lm)})")
+    if groups is not None:
+        _, n_groups = _group_index(groups, len(lm))
+        wanted = int(np.sum(r > 0))
+        if n_groups < wanted:
+            raise ValueError(f"groups: {n_groups} groups cannot fill {wanted} parts")
+    if compat is not None:
+        return _compat_parts(lm, r, seed, shuffle)
+    sizes = sizes_from_fractions(r, len(lm))
+    return _stratify(lm, r / r.sum(), sizes, order=order, seed=_seed_of(seed), method=method,
+                     groups=groups, shuffle=shuffle, refine=int(refine))
+
+
+# ----------------------------------------------------------------------------- report
+@dataclasses.dataclass(frozen=True)
+class SplitMeasures:
+    """The measures of one split (see :class:`StratificationReport`)."""
+
+    ld: float
+    ed: float
+    fz: int
+    flz: int
+    lpd: float
+    flzp: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dictionary."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StratificationReport:
+    """Quality of a split, next to a random split with the same part sizes.
+
+    Measures (Sechidis et al. 2011; pairs: Szymański & Kajdanowicz 2017), for k parts
+    ``S_1..S_k`` of data ``D`` (n examples) with desired fractions ``r_j``, ``D^l`` the
+    examples with label l and ``S_j^l`` those of part j:
+
+    * **LD** (label distribution): the mean over labels l of
+      ``1/k * sum_j | |S_j^l| / |S_j - S_j^l|  -  |D^l| / |D - D^l| |`` (positive to
+      negative ratio of each part against the whole). Averaged over labels with at
+      least one positive; a label without negatives in D or in some part has no ratio
+      and is left out (counted in ``ld_labels_skipped``); empty parts are left out.
+    * **ED** (examples distribution): ``1/k * sum_j | |S_j| - r_j * n |``.
+    * **FZ**: number of parts with zero positives of at least one label.
+    * **FLZ**: number of (part, label) pairs with zero positives (labels with at least one
+      positive). A label with c < k positives leaves at least k - c of them whatever the
+      split: their sum is ``flz_unavoidable``; ``labels_fewer_than_parts`` counts them.
+    * **LPD**, **FLZP**: LD and FLZ over label pairs (a, b), a != b, that occur together
+      (``D^{ab}`` = examples with both). All pairs when there are at most
+      ``max_pair_occurrences`` pair occurrences, otherwise a sample of ``max_pairs``
+      pairs: drawn uniformly among label pairs (those that co-occur are kept), or, when
+      too few random pairs co-occur (very sparse data), drawn in proportion to their
+      frequency; ``pairs`` says which and how many.
+
+    ``random`` holds the same measures for the parts shuffled (same sizes, random
+    membership): the reference a stratified split should beat.
+    """
+
+    n_examples: int
+    n_labels: int
+    n_parts: int
+    sizes: tuple[int, ...]
+    fractions: tuple[float, ...]
+    split: SplitMeasures
+    random: SplitMeasures
+    labels_fewer_than_parts: int
+    flz_unavoidable: int
+    ld_labels_skipped: int
+    n_pairs: int
+    pairs: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dictionary (JSON-ready)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["sizes"] = list(self.sizes)
+        out["fractions"] = list(self.fractions)
+        out["split"] = self.split.to_dict()
+        out["random"] = self.random.to_dict()
+        return out
+
+    def __str__(self) -> str:
+        s, r = self.split, self.random
+        rows = [
+            ("LD  (label distribution)", f"{s.ld:.3e}", f"{r.ld:.3e}"),
+            ("ED  (examples distribution)", f"{s.ed:.3f}", f"{r.ed:.3f}"),
+            ("FZ  (parts missing a label)", f"{s.fz:,}", f"{r.fz:,}"),
+            ("FLZ (part-label pairs with 0)", f"{s.flz:,}", f"{r.flz:,}"),
+            ("LPD (label-pair distribution)", f"{s.lpd:.3e}", f"{r.lpd:.3e}"),
+            ("FLZP (part-pair pairs with 0)", f"{s.flzp:,}", f"{r.flzp:,}"),
+        ]
+        w = max(len(a) for a, _, _ in rows)
+        w1 = max(10, *(len(b) for _, b, _ in rows))
+        if self.n_parts <= 8:
+            head = (f"{self.n_examples:,} examples, {self.n_labels:,} labels, "
+                    f"{self.n_parts} parts of {', '.join(f'{x:,}' for x in self.sizes)} "
+                    f"(fractions {', '.join(f'{f:g}' for f in self.fractions)})")
+        else:
+            head = (f"{self.n_examples:,} examples, {self.n_labels:,} labels, "
+                    f"{self.n_parts} parts of {min(self.sizes):,}..{max(self.sizes):,} "
+                    "examples")
+        lines = [head, f"{'measure':<{w}}  {'this split':>{w1}}  {'random split':>12}"]
+        lines += [f"{a:<{w}}  {b:>{w1}}  {c:>12}" for a, b, c in rows]
+        lines.append(f"labels with fewer positives than parts: {self.labels_fewer_than_parts:,} "
+                     f"(unavoidable FLZ {self.flz_unavoidable:,}); pairs: {self.pairs}")
+        if self.ld_labels_skipped:
+            lines.append(f"labels without a ratio, left out of LD: {self.ld_labels_skipped:,}")
+        return "\n".join(lines)
+
+
+def _ld(pos: np.ndarray, sizes: np.ndarray, total_pos: np.ndarray, n: int
+        ) -> tuple[float, int]:
+    """Mean LD over items (columns of ``pos``: k x m), and how many were skipped."""
+    present = total_pos > 0
+    neg_d = n - total_pos
+    keep_parts = sizes > 0
+    pos = pos[keep_parts]
+    neg = sizes[keep_parts, None] - pos
+    valid = present & (neg_d > 0) & np.all(neg > 0, axis=0)
+    skipped = int(present.sum() - valid.sum())
+    if not valid.any():
+        return 0.0, skipped
+    pv = pos[:, valid].astype(np.float64)
+    ratio = pv / neg[:, valid]
+    ratio_d = total_pos[valid] / neg_d[valid]
+    return float(np.mean(np.abs(ratio - ratio_d[None, :]).mean(axis=0))), skipped
+
+
+def _pairs_for_report(lm: "LabelMatrix", parts_sets: np.ndarray, k: int, max_pairs: int,
+                      max_occ: int, seed: int) -> tuple[np.ndarray, str]:
+    """Per-part counts of label pairs: int64[n_sets, n_pairs, k] and a description."""
+    n_sets = parts_sets.shape[0]
+    lengths = lm.row_lengths()
+    occ = int(np.sum(lengths * (lengths - 1) // 2))
+    if occ == 0:
+        return np.zeros((n_sets, 0, k), dtype=np.int64), "none (no example has 2 labels)"
+    if occ <= max_occ:
+        off, keys = K.pair_keys(lm.offsets, lm.indices, lm.n_labels)
+        per_row = np.diff(off)
+        rows = np.repeat(np.arange(len(lm)), per_row)
+        a, b = np.divmod(keys, lm.n_labels)
+        keep = a != b
+        keys, rows = keys[keep], rows[keep]
+        uniq, inv = np.unique(keys, return_inverse=True)
+        inv = inv.reshape(-1)
+        out = np.empty((n_sets, uniq.size, k), dtype=np.int64)
+        for s in range(n_sets):
+            out[s] = np.bincount(inv * k + parts_sets[s, rows],
+                                 minlength=uniq.size * k).reshape(uniq.size, k)
+        return out, f"all {uniq.size:,}"
+    t = lm.transpose()
+    counts = lm.label_counts()
+    present = np.flatnonzero(counts > 0)
+    rng = np.random.default_rng(derive_seed(seed, 0x9A1))
+    how = "uniform sample"
+    pa = pb = np.empty(0, dtype=np.int64)
+    if present.size >= 2:
+        draws = 2 * max_pairs
+        a = rng.choice(present, draws)
+        b = rng.choice(present, draws)
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        ok = lo != hi
+        key = np.unique(lo[ok] * lm.n_labels + hi[ok])
+        rng.shuffle(key)
+        pa, pb = np.divmod(key, lm.n_labels)
+        both = K.pair_part_counts(t.offsets, t.indices, pa, pb, parts_sets, k)
+        co = both[0].sum(axis=1) > 0
+        if co.sum() >= max_pairs // 4:
+            sel = np.flatnonzero(co)[:max_pairs]
+            return both[:, sel], f"uniform sample of {sel.size:,} co-occurring pairs"
+    how = "frequency-weighted sample"
+    cum = np.cumsum(lengths * (lengths - 1) // 2)
+    keys = np.unique(K.sample_pair_occurrences(lm.offsets, lm.indices, cum, 4 * max_pairs,
+                                               np.uint64(derive_seed(seed, 0x9A2))))
+    rng.shuffle(keys)
+    keys = keys[:max_pairs]
+    pa, pb = keys >> 32, keys & 0xFFFFFFFF
+    both = K.pair_part_counts(t.offsets, t.indices, pa, pb, parts_sets, k)
+    return both, f"{how} of {keys.size:,} pairs"
+
+
+def _measures(counts_kl: np.ndarray, sizes: np.ndarray, label_counts: np.ndarray, n: int,
+              r: np.ndarray, pair_counts: np.ndarray) -> tuple[SplitMeasures, int]:
+    ld, skipped = _ld(counts_kl, sizes, label_counts, n)
+    ed = float(np.mean(np.abs(sizes - r * n)))
+    present = label_counts > 0
+    zero = counts_kl[:, present] == 0
+    fz = int(np.sum(zero.any(axis=1)))
+    flz = int(zero.sum())
+    if pair_counts.shape[0]:
+        pc = pair_counts.T  # k x pairs
+        lpd, _ = _ld(pc, sizes, pair_counts.sum(axis=1), n)
+        flzp = int(np.sum(pc == 0))
+    else:
+        lpd, flzp = 0.0, 0
+    return SplitMeasures(ld=ld, ed=ed, fz=fz, flz=flz, lpd=lpd, flzp=flzp), skipped
+
+
+def stratification_report(
+    labels: Any,
+    parts: Any,
+    *,
+    fractions: Sequence[float] | None = None,
+    n_parts: int | None = None,
+    max_pairs: int = 10_000,
+    max_pair_occurrences: int = 5_000_000,
+    seed: int = 0,
+) -> StratificationReport:
+    """Measure how well ``parts`` stratify ``labels`` (LD, ED, FZ, FLZ, LPD, FLZP).
+
+    Parameters
+    ----------
+    labels : LabelMatrix or anything :func:`iterative_stratification` accepts
+        The multilabel targets.
+    parts : array-like of int, shape (n,)
+        Part of every example, in ``[0, k)``.
+    fractions : sequence of float, optional
+        Desired fractions (for ED); default equal parts ``1 / k``.
+    n_parts : int, optional
+        Number of parts k; default ``max(parts) + 1`` (or ``len(fractions)``).
+    max_pairs, max_pair_occurrences : int
+        Label pairs: all of them when the data have at most ``max_pair_occurrences``
+        pair occurrences, else a sample of ``max_pairs`` (see :class:`StratificationReport`).
+    seed : int
+        Seed of the random reference split and of the pair sample.
+
+    Returns
+    -------
+    StratificationReport
+        Printable (``str(report)``) and ``to_dict()``; see its documentation for the
+        definitions of the measures.
+
+    Example
+    -------
+    >>> from longtail import LabelMatrix
+    >>> y = LabelMatrix.from_lists([[0], [0], [1], [1]])
+    >>> rep = stratification_report(y, [0, 1, 0, 1])
+    >>> rep.split.ld, rep.split.ed, rep.split.flz
+    (0.0, 0.0, 0)
+    """
+    lm = as_label_matrix(labels)
+    n = len(lm)
+    if hasattr(parts, "detach"):
+        parts = parts.detach().cpu().numpy()
+    p = np.asarray(parts)
+    if p.shape != (n,):
+        raise ValueError(f"parts must have shape ({n},), got {p.shape}")
+    if p.size and not np.issubdtype(p.dtype, np.integer):
+        raise TypeError(f"parts must be integers, got dtype {p.dtype}")
+    if p.min() < 0:
+        raise ValueError(f"parts must be >= 0, got {int(p.min())} at example "
+                         f"{int(np.argmin(p))}")
+    if fractions is not None:
+        r = check_fractions(fractions)
+        k = r.size
+    else:
+        k = int(n_parts) if n_parts is not None else int(p.max()) + 1
+        r = np.full(k, 1.0 / k)
+    if n_parts is not None and int(n_parts) != k:
+        raise ValueError(f"n_parts={n_parts} but fractions name {k} parts")
+    if p.max() >= k:
+        raise ValueError(f"part id {int(p.max())} >= number of parts {k}")
+    p32 = np.ascontiguousarray(p, dtype=np.int32)
+    rng = np.random.default_rng(derive_seed(seed, 0x4D))
+    p_rand = p32[rng.permutation(n)]
+    sizes = np.bincount(p32, minlength=k).astype(np.int64)
+    counts = lm.label_counts()
+    both = np.stack([p32, p_rand])
+    pair_counts, how = _pairs_for_report(lm, both, k, int(max_pairs),
+                                         int(max_pair_occurrences), seed)
+    c_split = K.part_label_counts(lm.offsets, lm.indices, p32, k, lm.n_labels)
+    c_rand = K.part_label_counts(lm.offsets, lm.indices, p_rand, k, lm.n_labels)
+    m_split, skipped = _measures(c_split, sizes, counts, n, r, pair_counts[0])
+    m_rand, _ = _measures(c_rand, sizes, counts, n, r, pair_counts[1])
+    few = (counts > 0) & (counts < k)
+    return StratificationReport(
+        n_examples=n, n_labels=lm.n_labels, n_parts=k, sizes=tuple(int(x) for x in sizes),
+        fractions=tuple(float(x) for x in r), split=m_split, random=m_rand,
+        labels_fewer_than_parts=int(few.sum()),
+        flz_unavoidable=int(np.sum(k - counts[few])), ld_labels_skipped=skipped,
+        n_pairs=int(pair_counts.shape[1]), pairs=how)
