@@ -193,7 +193,7 @@ class MultilabelStratifiedKFold:
     >>> import numpy as np
     >>> Y = np.eye(3, dtype=int)[np.arange(30) % 3]
     >>> cv = MultilabelStratifiedKFold(n_splits=3, random_state=0)
-    >>> [sorted(np.bincount(np.argmax(Y[test], 1))) for _, test in cv.split(None, Y)]
+    >>> [sorted(np.bincount(np.argmax(Y[test], 1)).tolist()) for _, test in cv.split(None, Y)]
     [[3, 3, 4], [3, 3, 4], [3, 3, 4]]
     """
 
