@@ -106,42 +106,67 @@ def draw_alias(table, m, seed):
 
 @njit(cache=True)
 def radix_argsort(keys):
-    """Stable ascending argsort of uint64 keys: LSD radix sort, 11-bit digits (a pass
-    is skipped when every key has the same digit). O(m) per pass, 6 passes at most."""
+    """Stable ascending argsort of uint64 keys: LSD radix sort with 11-bit digits.
+
+    All six digit histograms come from one read pass; a pass whose digit is the same for
+    every key is skipped; (key, index) pairs move together, interleaved in one array, so
+    each scatter writes one stream. O(m) per pass."""
     m = keys.shape[0]
-    idx = np.arange(m)
-    k = keys.copy()
-    idx2 = np.empty(m, dtype=np.int64)
-    k2 = np.empty(m, dtype=np.uint64)
-    cnt = np.empty(2049, dtype=np.int64)
-    for shift in range(0, 64, 11):
-        sh = np.uint64(shift)
-        cnt[:] = 0
-        for i in range(m):
-            cnt[np.int64((k[i] >> sh) & np.uint64(2047)) + 1] += 1
-        if cnt.max() == m:
+    passes = 6
+    hist = np.zeros((passes, 2048), dtype=np.int64)
+    for i in range(m):
+        k = keys[i]
+        for p in range(passes):
+            hist[p, np.int64((k >> np.uint64(11 * p)) & np.uint64(2047))] += 1
+    a = np.empty(2 * m, dtype=np.uint64)
+    b = np.empty(2 * m, dtype=np.uint64)
+    offs = np.empty(2048, dtype=np.int64)
+    first = True
+    for p in range(passes):
+        if hist[p].max() == m:
             continue
+        acc = 0
         for d in range(2048):
-            cnt[d + 1] += cnt[d]
+            offs[d] = acc
+            acc += hist[p, d]
+        sh = np.uint64(11 * p)
+        if first:
+            for i in range(m):
+                k = keys[i]
+                d = np.int64((k >> sh) & np.uint64(2047))
+                pos = offs[d]
+                offs[d] = pos + 1
+                b[2 * pos] = k
+                b[2 * pos + 1] = np.uint64(i)
+            first = False
+        else:
+            for i in range(m):
+                k = a[2 * i]
+                d = np.int64((k >> sh) & np.uint64(2047))
+                pos = offs[d]
+                offs[d] = pos + 1
+                b[2 * pos] = k
+                b[2 * pos + 1] = a[2 * i + 1]
+        a, b = b, a
+    out = np.empty(m, dtype=np.int64)
+    if first:
         for i in range(m):
-            d = np.int64((k[i] >> sh) & np.uint64(2047))
-            pos = cnt[d]
-            cnt[d] = pos + 1
-            k2[pos] = k[i]
-            idx2[pos] = idx[i]
-        k, k2 = k2, k
-        idx, idx2 = idx2, idx
-    return idx
+            out[i] = i
+    else:
+        for i in range(m):
+            out[i] = np.int64(a[2 * i + 1])
+    return out
 
 
 @njit(cache=True)
 def draw_without_replacement(weights, m, seed):
     """``m`` draws without replacement, probability proportional to ``weights``.
 
-    Efraimidis & Spirakis (2006) in log form (``log(u) / w``, the Gumbel-top-k trick):
-    the ``m`` largest keys, in decreasing key order, are distributed as successive
-    weighted draws without replacement. O(n) selection plus O(m log m) for the order.
-    Needs at least ``m`` positive weights.
+    Efraimidis & Spirakis (2006) in exponential form: with ``E_i = -log(u_i)``, the ``m``
+    smallest keys ``E_i / w_i`` in increasing order are distributed as successive weighted
+    draws without replacement. O(n) keys and selection, then a radix sort of the ``m``
+    selected keys (non-negative doubles sort like their bit patterns). Needs at least
+    ``m`` positive weights.
     """
     state = rng_init(seed)
     n = weights.shape[0]
@@ -152,19 +177,17 @@ def draw_without_replacement(weights, m, seed):
             u = rng_uniform(state)
             while u == 0.0:
                 u = rng_uniform(state)
-            key = np.log(u) / w
-            # a subnormal weight overflows to -inf: keep it above the zero weights
-            keys[i] = key if key > -1.0e308 else -1.0e308
+            key = -np.log(u) / w
+            # a subnormal weight overflows to inf: keep it ahead of the zero weights
+            keys[i] = key if key < 1.0e308 else 1.0e308
         else:
-            keys[i] = -np.inf
+            keys[i] = np.inf
     if m < n:
-        # the m-th largest key: partition a copy (O(n) on average)
-        tmp = -keys
-        kth = -np.partition(tmp, m - 1)[m - 1]
+        kth = np.partition(keys, m - 1)[m - 1]     # the m-th smallest key (copy, O(n))
         sel = np.empty(m, dtype=np.int64)
         k = 0
         for i in range(n):
-            if keys[i] > kth:
+            if keys[i] < kth:
                 sel[k] = i
                 k += 1
         for i in range(n):
@@ -173,17 +196,15 @@ def draw_without_replacement(weights, m, seed):
             if keys[i] == kth:
                 sel[k] = i
                 k += 1
-    else:
-        sel = np.arange(n)
-    # decreasing keys = increasing -key >= 0, whose IEEE bits sort like the values
-    sub = np.empty(m, dtype=np.float64)
-    for j in range(m):
-        sub[j] = -keys[sel[j]]
-    order = radix_argsort(sub.view(np.uint64))
-    out = np.empty(m, dtype=np.int64)
-    for j in range(m):
-        out[j] = sel[order[j]]
-    return out
+        sub = np.empty(m, dtype=np.float64)
+        for j in range(m):
+            sub[j] = keys[sel[j]]
+        order = radix_argsort(sub.view(np.uint64))
+        out = np.empty(m, dtype=np.int64)
+        for j in range(m):
+            out[j] = sel[order[j]]
+        return out
+    return radix_argsort(keys.view(np.uint64))
 
 
 @njit(cache=True)
