@@ -114,15 +114,18 @@ def reference_balanced(rows, n_labels, fractions, seed, shuffle=True, refine=2):
             if not any(eligible):
                 most = max(targets[j] - size[j] for j in range(k))
                 eligible = [targets[j] - size[j] == most for j in range(k)]
-            fill = [0.0] * k
+            # growth of sum_l w_l e_jl^2 / r_j if u joins part j (constant terms dropped)
+            fill, own = [0.0] * k, 0.0
             for m in rows[u]:
                 f = 1.0 * inv[m]
                 if m == active:
                     f *= K.ACTIVE_WEIGHT
+                own += f * 1.0
                 for j in range(k):
                     fill[j] += got[m][j] * f
-            best = min(fill[j] * inv_r[j] for j in range(k) if eligible[j])
-            cand = [j for j in range(k) if eligible[j] and fill[j] * inv_r[j] == best]
+            v = [(2.0 * fill[j] + own) * inv_r[j] for j in range(k)]
+            best = min(v[j] for j in range(k) if eligible[j])
+            cand = [j for j in range(k) if eligible[j] and v[j] == best]
             most = max(targets[j] - size[j] for j in cand)
             ties = [j for j in cand if targets[j] - size[j] == most]
             j = ties[0] if len(ties) == 1 else ties[int(rng_below(state, len(ties)))]

@@ -171,9 +171,10 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
                             ties[n_t] = j
                             n_t += 1
             else:
-                # balanced: parts with room only; the least filled part for the unit's
-                # labels: fill_j = (1 / r_j) * sum_l a_l m_l got_jl / |D^l| (a_l =
-                # ACTIVE_WEIGHT for the active label, else 1); then most room; then random
+                # balanced: parts with room only; the part whose squared deviation
+                # sum_l w_l e_jl^2 / r_j grows least: v_j = (1 / r_j) * sum_l w_l m_l
+                # (2 got_jl + m_l), w_l = ACTIVE_WEIGHT / |D^l| for the active label,
+                # 1 / |D^l| for the others; then most room; then random
                 any_room = False
                 for j in range(k):
                     eligible[j] = size[j] + w <= targets[j]
@@ -188,23 +189,25 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
                         eligible[j] = targets[j] - size[j] == most
                 for j in range(k):
                     fill_j[j] = 0.0
+                own = 0.0
                 for p in range(offsets[u], offsets[u + 1]):
                     lm = local_of[indices[p]] if mapped else indices[p]
-                    f = _row_weight(data, weighted, p) * inv[lm]
+                    mw = np.float64(_row_weight(data, weighted, p))
+                    f = mw * inv[lm]
                     if lm == active:
                         f *= ACTIVE_WEIGHT
+                    own += f * mw
                     for j in range(k):
                         fill_j[j] += got[lm, j] * f
                 best = np.inf
                 for j in range(k):
-                    if eligible[j]:
-                        v = fill_j[j] * inv_r[j]
-                        if v < best:
-                            best = v
+                    fill_j[j] = (2.0 * fill_j[j] + own) * inv_r[j]
+                    if eligible[j] and fill_j[j] < best:
+                        best = fill_j[j]
                 n_t = 0
                 most = -big
                 for j in range(k):
-                    if eligible[j] and fill_j[j] * inv_r[j] == best:
+                    if eligible[j] and fill_j[j] == best:
                         room = targets[j] - size[j]
                         if room > most:
                             most = room
