@@ -2,9 +2,9 @@
 
 :func:`iterative_stratification` assigns every example to one of k parts with given
 fractions so that every label (rare ones included) is spread over the parts in proportion
-to the fractions. It works on the CSR :class:`~longtail.datasets.LabelMatrix` and a CSC
-built in the kernel, never on a dense matrix: O(nnz) work plus a bucket queue that picks
-the rarest remaining label in O(1).
+to the fractions. It works on the CSR :class:`~longtail.datasets.LabelMatrix` and its
+cached transpose (CSC), never on a dense matrix: O(nnz * k) work plus a bucket queue keyed
+by remaining count (O(1) per update) that picks the rarest remaining label.
 
 Methods
 -------
@@ -18,20 +18,25 @@ Methods
     ``random_state`` (its NumPy ``RandomState`` draws are replayed: the shuffle, then a
     ``choice`` exactly where the package breaks a tie).
 ``method="balanced"`` (default)
-    Same label order, a better part choice. An example ``x`` may only go to a part that
-    has not reached its size ``n_j`` (sizes are ``r_j * n`` rounded by largest
-    remainder, so every part ends within +-1 of ``r_j * n``: ED < 1). Among those, it goes
-    to the part with the largest score
+    Same label order, a different part choice. An example ``x`` may only go to a part
+    that has not reached its size ``n_j`` (sizes are ``r_j * n`` rounded by largest
+    remainder, so every part ends within +-1 of ``r_j * n``: ED < 1). Among those, it
+    goes to the part whose squared deviation ``sum_l w_l e_jl^2 / r_j`` grows least,
+    where ``e_jl`` = (positives of label l in part j) - ``r_j |D^l|`` and
+    ``w_l = 1 / |D^l|`` (the label being placed weighs ``ACTIVE_WEIGHT = 5`` times
+    more): the part with the smallest
 
-    .. math:: s_j(x) = \\sum_{l \\in x} c_j^l / |D^l|
+        v_j(x) = (1 / r_j) * sum_{l in x} w_l * (2 g_jl + 1)
 
-    the demand of part j for *all* the example's labels, each as a fraction of the
-    label's size (so a rare label weighs more than a frequent one, and the label being
-    placed - the rarest - weighs most); ties go to the part with the most room, then
-    random. With ``groups`` the unit is a group: its size is its number of examples,
-    ``c_j^l`` falls by the number of its examples with label l, which also weighs its
-    term in the score; a group goes to a part it fits in, else to the part with the most
-    room.
+    (``g_jl``: positives of l already in part j). With equal fractions that is the part
+    holding the least of the example's labels so far, each relative to the label's
+    size; with unequal fractions the ``+ 1`` sends a label's first examples to the
+    larger parts, as LD wants. Ties go to the part with the most room, then random.
+    Then ``refine`` passes of pairwise swaps between parts lower the same objective
+    (sizes kept). With ``groups`` the unit is a group: its size is its number of
+    examples, its labels carry multiplicities ``m_l`` (``v_j`` sums
+    ``w_l m_l (2 g_jl + m_l)``), it goes to a part it fits in, else to the part with the
+    most room, and there is no swap pass.
 
 Second order (``order=2``, Szymański & Kajdanowicz 2017): the units of the queue and of
 the demand are label pairs ``(a, b)`` with ``a <= b`` present in an example (single
