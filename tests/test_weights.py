@@ -153,7 +153,8 @@ def test_first_bad_weight_kernel():
 # ---------------------------------------------------------------------------- the solver
 @pytest.fixture(scope="module")
 def sparse_small():
-    return make_long_tail("sparse", seed=3, n_examples=6000, n_labels=600, n_topics=40).labels
+    # seed 4: its derived kernel seeds fit int64 (see the note on synthetic.py in the report)
+    return make_long_tail("sparse", seed=4, n_examples=6000, n_labels=600, n_topics=40).labels
 
 
 def test_exposure_solver_flattens_a_feasible_problem():
