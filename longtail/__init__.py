@@ -30,6 +30,9 @@ _LAZY: dict[str, str] = {
     "WeightedSampler": "longtail.samplers.balanced",
     "RepeatFactorSampler": "longtail.samplers.balanced",
     "ClassAwareSampler": "longtail.samplers.balanced",
+    "LabelledIndex": "longtail.samplers.balanced",
+    "with_sampled_labels": "longtail.samplers.balanced",
+    "sampled_labels": "longtail.samplers.balanced",
     # stratification
     "iterative_stratification": "longtail.samplers.stratification",
     "stratification_report": "longtail.samplers.stratification",

@@ -29,6 +29,20 @@ def derive_seed(seed: int, *keys: int) -> int:
     return int(state[0]) | (int(state[1]) << 32)
 
 
+def kernel_seed(seed: int, *keys: int) -> np.uint64:
+    """:func:`derive_seed` as ``np.uint64``: the one type kernels are compiled for.
+
+    A plain Python int above 2**63 - 1 would not fit Numba's int64 (``OverflowError``
+    once an int64 specialization exists), and mixing int64/uint64 compiles twice.
+
+    Example
+    -------
+    >>> type(kernel_seed(0, 1)).__name__
+    'uint64'
+    """
+    return np.uint64(derive_seed(seed, *keys))
+
+
 @njit(cache=True, inline="always")
 def _rotl(x, k):
     return (x << uint64(k)) | (x >> uint64(64 - k))

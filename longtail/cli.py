@@ -313,4 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m longtail.cli`: run the imported module's main, so that subcommand modules
+    # (which import longtail.cli) share one CLIError class with it
+    from longtail.cli import main as _main
+
+    sys.exit(_main())

@@ -106,3 +106,20 @@ def test_write_dataset_validation(tmp_path):
     with pytest.raises(ValueError, match="no column 'feats'"):
         ArrowDataset(tmp_path / "a.arrow", features="feats")
     assert ArrowDataset(tmp_path / "a.arrow", features=None)[0][0].shape == (0,)
+
+
+def test_class_aware_sampled_labels_reach_the_batch(data_file):
+    from longtail import ClassAwareSampler
+
+    path, d = data_file
+    ds = ArrowDataset(path)
+    sampler = ClassAwareSampler(ds.labels, num_samples=200, return_labels=True, seed=0)
+    loader = DataLoader(ds, batch_size=50, sampler=sampler, collate_fn=ArrowDataset.collate,
+                        num_workers=2)
+    n_batches = 0
+    for x, y, idx, extras in loader:
+        lab = extras["sampled_label"]
+        assert lab.shape == idx.shape
+        assert bool((y[torch.arange(len(idx)), lab] == 1).all())  # drawn for a label it has
+        n_batches += 1
+    assert n_batches == 4

@@ -7,7 +7,9 @@ one call through ``__getitems__`` (the DataLoader uses it automatically). Passin
 default collate. A batch sampler may yield an :class:`IndexBatch` (a list of indices
 with per-index ``extras``, e.g. importance weights drawn with the batch): the extras
 then travel with the batch as a fourth element, a dict of tensors, even when workers
-prefetch batches ahead of training.
+prefetch batches ahead of training. Indices that carry a ``label`` attribute (the
+``LabelledIndex`` of ``ClassAwareSampler(return_labels=True)``) add
+``extras["sampled_label"]``: the label each example was drawn for.
 """
 from __future__ import annotations
 
@@ -147,6 +149,11 @@ class ArrowDataset(Dataset):
         y = self._labels.multi_hot(idx, dtype=self.label_dtype)
         batch: tuple = (x, y, torch.from_numpy(idx))
         extras = getattr(indices, "extras", None)
+        if idx.size and hasattr(indices[0], "label"):
+            # indices from ClassAwareSampler(return_labels=True): the label each was drawn for
+            extras = dict(extras or {})
+            extras.setdefault("sampled_label", np.fromiter(
+                (i.label for i in indices), dtype=np.int64, count=len(indices)))
         if extras:
             batch = batch + ({k: torch.as_tensor(np.asarray(v)) for k, v in extras.items()},)
         return BatchedSamples(batch)

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from longtail._rng import derive_seed
+from longtail._rng import derive_seed, kernel_seed
 from longtail.datasets import _synthetic_kernels as SK
 from longtail.datasets.label_matrix import LabelMatrix
 
@@ -154,13 +154,13 @@ def _make_sparse(p: dict[str, Any], seed: int, progress: Callable[[int], None] |
     topic_cum = np.cumsum(topic_weight)
     topic_of_row = np.empty(n, dtype=np.int64)
     offsets, indices = SK.sparse_topic_labels(
-        derive_seed(seed, 1), n, float(p["mean_labels"] - 1.0), 0.2, topic_cum, topic_start,
+        kernel_seed(seed, 1), n, float(p["mean_labels"] - 1.0), 0.2, topic_cum, topic_start,
         topic_labels, label_cum, topic_of_row)
     if progress is not None:
         progress(0.5)
     topic_emb = rng.standard_normal((T, d)).astype(np.float32)
     label_emb = rng.standard_normal((L, d)).astype(np.float32)
-    features = SK.sparse_features(derive_seed(seed, 2), offsets, indices, topic_of_row,
+    features = SK.sparse_features(kernel_seed(seed, 2), offsets, indices, topic_of_row,
                                   topic_emb, label_emb, 1.5, 1.0)
     if progress is not None:
         progress(0.5)
