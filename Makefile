@@ -31,10 +31,11 @@ $(VENV)/.bench: pyproject.toml $(VENV)/.test
 venv: $(VENV)/.base
 
 ## the main job: reference training recipes on built-in generated data
+DEMO_RECIPES ?= bce bce-posweight bce-posweight-calibrated asl asl+replay asl+stratified-batches
+
 demo: $(VENV)/.base
-	@mkdir -p data
-	@test -f data/seed.arrow || $(VENV)/bin/longtail generate --preset seed --seed 0 -o data/seed.arrow
-	$(VENV)/bin/longtail stats data/seed.arrow
+	$(PY) examples/compare_recipes.py --preset small --epochs 8 --workdir runs \
+		--out runs/demo --recipes $(DEMO_RECIPES)
 
 ## the whole test suite
 test: $(VENV)/.test

@@ -44,6 +44,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(kind="dense", n_examples=12_000, n_labels=500, mean_labels=8.2,
                   min_prevalence=0.011, max_prevalence=0.15, n_features=64,
                   n_latent=32, n_hidden=24, n_topics=20),
+    "medium": dict(kind="dense", n_examples=20_000, n_labels=2_000, mean_labels=33.0,
+                   min_prevalence=0.011, max_prevalence=0.15, n_features=128,
+                   n_latent=48, n_hidden=32, n_topics=30),
     "seed": dict(kind="dense", n_examples=80_000, n_labels=7_900, mean_labels=130.0,
                  min_prevalence=0.011, max_prevalence=0.15, n_features=128,
                  n_latent=64, n_hidden=32, n_topics=60),
@@ -179,10 +182,11 @@ def make_long_tail(
 
     Parameters
     ----------
-    preset : {"small", "seed", "sparse", "extreme"}
+    preset : {"small", "medium", "seed", "sparse", "extreme"}
         ``seed``: 80,000 x 7,900, ~130 labels/example, prevalence 1.1%..15% (most labels
         near 1-2%). ``small``: the same shape scaled to a 2-minute CPU training
-        (12,000 x 500). ``sparse``: 80,000 x 7,900 with ~3 labels/example, Zipf
+        (12,000 x 500, ~8 labels/example); ``medium``: scaled for CPU benchmarks
+        (20,000 x 2,000, ~33 labels/example). ``sparse``: 80,000 x 7,900 with ~3 labels/example, Zipf
         popularity. ``extreme``: 3,000,000 x 670,000, ~5 labels/example, most labels with
         fewer than 10 examples.
     seed : int
