@@ -91,6 +91,7 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
     # assigned positives per (label, part), 1 / positives
     got = np.zeros((nl, k), dtype=np.float64)
     inv = np.empty(nl, dtype=np.float64)
+    rem = pos.copy()
     maxc = 0
     for lm in range(nl):
         c = pos[lm]
@@ -220,7 +221,9 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
             size[j_sel] += w
             for p in range(offsets[u], offsets[u + 1]):
                 lm = local_of[indices[p]] if mapped else indices[p]
-                got[lm, j_sel] += _row_weight(data, weighted, p)
+                mw = _row_weight(data, weighted, p)
+                got[lm, j_sel] += mw
+                rem[lm] -= mw
                 if not dirty[lm]:
                     dirty[lm] = True
                     touched[nt] = lm
@@ -232,10 +235,7 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
             dirty[lm] = False
             if lm == active:
                 continue
-            g = 0.0
-            for j in range(k):
-                g += got[lm, j]
-            new = pos[lm] - np.int64(g)
+            new = rem[lm]
             old = inb[lm]
             pa = prv[lm]
             pb = nxt[lm]
@@ -408,9 +408,10 @@ def stratified_batches(offsets, indices, data, n_labels, batch_sizes, seed, arit
             for i in range(k):
                 targets[i] = starts[bounds[i + 1]] - starts[bounds[i]]
                 r[i] = targets[i] / total
-            stratify_segment(offsets, indices, data, False, unit_size, units, r[:k],
-                             targets[:k], METHOD_BALANCED, state, True, local_of, part,
-                             cstart[c0:c1 + 1], cu, clab[c0:c1], True)
+            got, _ = stratify_segment(offsets, indices, data, False, unit_size, units,
+                                      r[:k], targets[:k], METHOD_BALANCED, state, True,
+                                      local_of, part, cstart[c0:c1 + 1], cu, clab[c0:c1],
+                                      True)
             # children's units: stable partition of the segment
             for i in range(k):
                 fillu[i] = starts[bounds[i]] - s
@@ -421,33 +422,35 @@ def stratified_batches(offsets, indices, data, n_labels, batch_sizes, seed, arit
                 fillu[j] += 1
             for i in range(total):
                 units[i] = tmp[i]
-            # children's columns: every column split by part, child by child
+            # children's columns: every column split by part (the counts are the
+            # segment's assigned positives), child by child; none for a single batch
             ncs = c1 - c0
-            cnt = np.zeros((k, ncs), dtype=np.int64)
-            for cc in range(ncs):
-                for q in range(cstart[c0 + cc], cstart[c0 + cc + 1]):
-                    cnt[part[cu[q]], cc] += 1
+            wpos = np.empty((k, ncs), dtype=np.int64)
+            any_split = False
             for i in range(k):
                 leaf = bounds[i + 1] - bounds[i] == 1
+                any_split = any_split or not leaf
                 for cc in range(ncs):
-                    v = cnt[i, cc]
+                    v = np.int64(got[cc, i])
                     if v > 0 and not leaf:
                         n_clab[ncol2] = clab[c0 + cc]
-                        cnt[i, cc] = n_cstart[ncol2]      # write position
+                        wpos[i, cc] = n_cstart[ncol2]      # write position
                         n_cstart[ncol2 + 1] = n_cstart[ncol2] + v
                         ncol2 += 1
                     else:
-                        cnt[i, cc] = -1
+                        wpos[i, cc] = -1
                 nn += 1
                 n_seg_b[nn] = bounds[i + 1]
                 n_seg_c[nn] = ncol2
+            if not any_split:
+                continue
             for cc in range(ncs):
                 for q in range(cstart[c0 + cc], cstart[c0 + cc + 1]):
                     u = cu[q]
                     j = part[u]
-                    if cnt[j, cc] >= 0:
-                        n_cu[cnt[j, cc]] = u
-                        cnt[j, cc] += 1
+                    if wpos[j, cc] >= 0:
+                        n_cu[wpos[j, cc]] = u
+                        wpos[j, cc] += 1
         clab = n_clab[:ncol2]
         cstart = n_cstart[:ncol2 + 1]
         cu = n_cu

@@ -5,10 +5,11 @@ stratification, so a rare label's examples are spread over the batches instead o
 clumped by chance, and the batch order is shuffled. With 313 batches and 10 million label
 entries (seed scale) a flat k-way assignment would score 313 parts per example; instead
 the batches are built by recursive splitting: a set of examples holding B batches is split
-into k <= 8 groups of about B / k batches with the balanced rule of
+into k groups of about B / k batches with the balanced rule of
 :func:`~longtail.iterative_stratification` (exact sizes, parts scored on all of an
-example's labels), and each group again, until every group is one batch. That is about
-log_8(B) passes over the label entries, each scoring at most 8 parts.
+example's labels), and each group again, until every group is one batch. k is chosen for
+the fewest levels with k <= 32 (313 batches: 2 levels of 18), so an epoch is a few passes
+over the label entries; each level's label columns are its parent's, filtered.
 """
 from __future__ import annotations
 
@@ -24,7 +25,25 @@ from longtail.samplers.stratification import _EMPTY_I32, as_label_matrix
 __all__ = ["StratifiedBatchSampler"]
 
 #: most parts one recursive split makes
-ARITY = 8
+MAX_ARITY = 32
+
+
+def split_arity(n_batches: int) -> int:
+    """Parts per split: the fewest levels with at most MAX_ARITY parts, balanced.
+
+    Example
+    -------
+    >>> split_arity(313), split_arity(20), split_arity(11_719)
+    (18, 20, 23)
+    """
+    levels, reach = 1, MAX_ARITY
+    while reach < n_batches:
+        levels += 1
+        reach *= MAX_ARITY
+    arity = max(2, int(np.ceil(n_batches ** (1.0 / levels) - 1e-9)))
+    while arity ** levels < n_batches:
+        arity += 1
+    return arity
 
 
 class StratifiedBatchSampler(EpochSampler):
@@ -88,7 +107,8 @@ class StratifiedBatchSampler(EpochSampler):
         t = y.transpose()  # cached on the LabelMatrix
         order, starts = K.stratified_batches(
             y.offsets, y.indices, _EMPTY_I32, y.n_labels, self._sizes,
-            np.uint64(self._epoch_seed(epoch)), ARITY, t.offsets, t.indices)
+            np.uint64(self._epoch_seed(epoch)), split_arity(len(self._sizes)), t.offsets,
+            t.indices)
         nb = self._sizes.shape[0]
         n_full = nb - 1 if self._has_partial else nb
         rng = np.random.default_rng(derive_seed(self.seed, epoch, 0xBA7C))
