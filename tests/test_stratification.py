@@ -410,6 +410,19 @@ def test_report_random_reference_and_sampled_pairs():
         stratification_report(y, parts, n_parts=4)
 
 
+def test_report_sparse_cells_path_gives_the_same_measures(monkeypatch):
+    y = make_long_tail("small", seed=1, n_examples=1_500).labels
+    parts = np.random.default_rng(0).integers(0, 40, size=len(y))
+    parts[:3] = 39  # part 39 small enough to miss labels; part 0 non-empty
+    dense = stratification_report(y, parts, n_parts=41, max_pairs=50)  # part 40 empty
+    monkeypatch.setattr(S, "_DENSE_CELLS", 0)
+    sparse = stratification_report(y, parts, n_parts=41, max_pairs=50)
+    for a, b in ((dense.split, sparse.split), (dense.random, sparse.random)):
+        assert a.ld == pytest.approx(b.ld, rel=1e-12)
+        assert (a.fz, a.flz) == (b.fz, b.flz)
+    assert dense.ld_labels_skipped == sparse.ld_labels_skipped
+
+
 def test_report_frequency_weighted_pairs_on_very_sparse_data():
     y = make_long_tail("sparse", seed=0, n_examples=2_000, n_labels=3_000).labels
     parts = iterative_stratification(y, [0.5, 0.5], seed=0)

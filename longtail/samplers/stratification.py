@@ -554,14 +554,53 @@ def _pairs_for_report(lm: "LabelMatrix", parts_sets: np.ndarray, k: int, max_pai
     return both, f"{how} of {keys.size:,} pairs"
 
 
-def _measures(counts_kl: np.ndarray, sizes: np.ndarray, label_counts: np.ndarray, n: int,
-              r: np.ndarray, pair_counts: np.ndarray) -> tuple[SplitMeasures, int]:
-    ld, skipped = _ld(counts_kl, sizes, label_counts, n)
-    ed = float(np.mean(np.abs(sizes - r * n)))
+def _label_measures_dense(lm: "LabelMatrix", parts: np.ndarray, sizes: np.ndarray,
+                          label_counts: np.ndarray, k: int) -> tuple[float, int, int, int]:
+    """(LD, labels skipped, FZ, FLZ) from the k x n_labels count matrix."""
+    counts_kl = K.part_label_counts(lm.offsets, lm.indices, parts, k, lm.n_labels)
+    ld, skipped = _ld(counts_kl, sizes, label_counts, len(lm))
+    zero = counts_kl[:, label_counts > 0] == 0
+    return ld, skipped, int(np.sum(zero.any(axis=1))), int(zero.sum())
+
+
+def _label_measures_sparse(lm: "LabelMatrix", parts: np.ndarray, sizes: np.ndarray,
+                           label_counts: np.ndarray, k: int) -> tuple[float, int, int, int]:
+    """The same from the nonzero (part, label) counts only (many parts x many labels)."""
+    n, L = len(lm), lm.n_labels
+    key = np.repeat(parts.astype(np.int64), np.diff(lm.offsets)) * L + lm.indices
+    uk, c = np.unique(key, return_counts=True)
+    del key
+    j, lab = np.divmod(uk, L)
     present = label_counts > 0
-    zero = counts_kl[:, present] == 0
-    fz = int(np.sum(zero.any(axis=1)))
-    flz = int(zero.sum())
+    neg_d = n - label_counts
+    ratio_d = np.divide(label_counts, neg_d, out=np.zeros(L), where=neg_d > 0)
+    n_nonempty = int(np.sum(sizes > 0))
+    neg = sizes[j] - c
+    bad = np.zeros(L, dtype=bool)
+    bad[lab[neg <= 0]] = True
+    valid = present & (neg_d > 0) & ~bad
+    parts_with = np.bincount(lab, minlength=L)
+    terms = np.abs(c / np.maximum(neg, 1) - ratio_d[lab])
+    per_label = np.bincount(lab, weights=terms, minlength=L) \
+        + (n_nonempty - parts_with) * ratio_d
+    ld = float(np.mean(per_label[valid] / n_nonempty)) if valid.any() else 0.0
+    n_present = int(present.sum())
+    labels_in_part = np.bincount(j, minlength=k)
+    return (ld, int(n_present - valid.sum()), int(np.sum(labels_in_part < n_present)),
+            int(np.sum(k - parts_with[present])))
+
+
+#: above this many (part, label) cells the report counts only the nonzero ones
+_DENSE_CELLS = 50_000_000
+
+
+def _measures(lm: "LabelMatrix", parts: np.ndarray, sizes: np.ndarray,
+              label_counts: np.ndarray, k: int, r: np.ndarray,
+              pair_counts: np.ndarray) -> tuple[SplitMeasures, int]:
+    n = len(lm)
+    how = _label_measures_dense if k * lm.n_labels <= _DENSE_CELLS else _label_measures_sparse
+    ld, skipped, fz, flz = how(lm, parts, sizes, label_counts, k)
+    ed = float(np.mean(np.abs(sizes - r * n)))
     if pair_counts.shape[0]:
         pc = pair_counts.T  # k x pairs
         lpd, _ = _ld(pc, sizes, pair_counts.sum(axis=1), n)
@@ -595,7 +634,10 @@ def stratification_report(
         Number of parts k; default ``max(parts) + 1`` (or ``len(fractions)``).
     max_pairs, max_pair_occurrences : int
         Label pairs: all of them when the data have at most ``max_pair_occurrences``
-        pair occurrences, else a sample of ``max_pairs`` (see :class:`StratificationReport`).
+        pair occurrences, else a sample of ``max_pairs`` (see :class:`StratificationReport`);
+        both are lowered to keep ``pairs x parts`` under 20 million counts. With more
+        than 50 million (part, label) cells (many parts of very many labels) the label
+        measures are computed from the nonzero cells only (same values).
     seed : int
         Seed of the random reference split and of the pair sample.
 
@@ -641,12 +683,12 @@ def stratification_report(
     sizes = np.bincount(p32, minlength=k).astype(np.int64)
     counts = lm.label_counts()
     both = np.stack([p32, p_rand])
-    pair_counts, how = _pairs_for_report(lm, both, k, int(max_pairs),
-                                         int(max_pair_occurrences), seed)
-    c_split = K.part_label_counts(lm.offsets, lm.indices, p32, k, lm.n_labels)
-    c_rand = K.part_label_counts(lm.offsets, lm.indices, p_rand, k, lm.n_labels)
-    m_split, skipped = _measures(c_split, sizes, counts, n, r, pair_counts[0])
-    m_rand, _ = _measures(c_rand, sizes, counts, n, r, pair_counts[1])
+    # keep the (pairs x parts) count arrays within ~20 million cells
+    max_pairs = min(int(max_pairs), max(100, 20_000_000 // k))
+    max_occ = min(int(max_pair_occurrences), max(1_000, 20_000_000 // k))
+    pair_counts, how = _pairs_for_report(lm, both, k, max_pairs, max_occ, seed)
+    m_split, skipped = _measures(lm, p32, sizes, counts, k, r, pair_counts[0])
+    m_rand, _ = _measures(lm, p_rand, sizes, counts, k, r, pair_counts[1])
     few = (counts > 0) & (counts < k)
     return StratificationReport(
         n_examples=n, n_labels=lm.n_labels, n_parts=k, sizes=tuple(int(x) for x in sizes),
