@@ -12,39 +12,17 @@ Example
 """
 from __future__ import annotations
 
-from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+from longtail._lazy import lazy_exports
+from longtail.datasets import _LAZY as _DATASETS  # noqa: E402  (no heavy imports)
+from longtail.samplers import _LAZY as _SAMPLERS  # noqa: E402
+
+# public name -> module that defines it: everything the subpackages export, plus modules
 _LAZY: dict[str, str] = {
-    # datasets
-    "LabelMatrix": "longtail.datasets.label_matrix",
-    "LabelStats": "longtail.datasets.label_matrix",
-    "ArrowDataset": "longtail.datasets.arrow_dataset",
-    "make_long_tail": "longtail.datasets.synthetic",
-    "write_dataset": "longtail.datasets.io",
-    # sample weights and balancing samplers
-    "sample_weights": "longtail.samplers.weights",
-    "exposure_report": "longtail.samplers.weights",
-    "WeightedSampler": "longtail.samplers.balanced",
-    "RepeatFactorSampler": "longtail.samplers.balanced",
-    "ClassAwareSampler": "longtail.samplers.balanced",
-    "LabelledIndex": "longtail.samplers.balanced",
-    "with_sampled_labels": "longtail.samplers.balanced",
-    "sampled_labels": "longtail.samplers.balanced",
-    # stratification
-    "iterative_stratification": "longtail.samplers.stratification",
-    "stratification_report": "longtail.samplers.stratification",
-    "stratified_split": "longtail.samplers.splitters",
-    "multilabel_train_test_split": "longtail.samplers.splitters",
-    "MultilabelStratifiedKFold": "longtail.samplers.splitters",
-    "RepeatedMultilabelStratifiedKFold": "longtail.samplers.splitters",
-    "MultilabelStratifiedShuffleSplit": "longtail.samplers.splitters",
-    "StratifiedBatchSampler": "longtail.samplers.stratified_batch",
-    # hard-example replay
-    "HardExampleSampler": "longtail.samplers.replay",
-    # submodules
+    **_DATASETS,
+    **_SAMPLERS,
     "losses": "longtail.losses",
     "metrics": "longtail.metrics",
     "datasets": "longtail.datasets",
@@ -52,7 +30,5 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = sorted(_LAZY)
-
-from longtail._lazy import lazy_exports  # noqa: E402
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
