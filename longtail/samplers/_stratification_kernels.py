@@ -65,7 +65,8 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
 
     ``targets`` are the part sizes (in examples) the balanced rule fills exactly; ``r``
     the fractions whose share of every label each part wants. Returns ``(got, pos)``:
-    positives of every column per part (float64[n_cols, k]) and per column (int64).
+    positives of every column per part (float64[n_cols, k + 1], column k holds
+    1 / positives) and per column (int64).
     """
     k = r.shape[0]
     nu = units.shape[0]
@@ -88,34 +89,32 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
     else:
         for lm in range(nl):
             pos[lm] = col_off[lm + 1] - col_off[lm]
-    # assigned positives per (label, part), 1 / positives
-    got = np.zeros((nl, k), dtype=np.float64)
-    inv = np.empty(nl, dtype=np.float64)
-    rem = pos.copy()
+    # per-label state in two row-major tables (one cache line or two per label):
+    # got[l, :k] assigned positives per part, got[l, k] = 1 / positives;
+    # st[l] = (remaining, count it is filed under, previous, next, touched)
+    got = np.zeros((nl, k + 1), dtype=np.float64)
+    st = np.zeros((nl, 5), dtype=np.int64)
     maxc = 0
     for lm in range(nl):
         c = pos[lm]
-        inv[lm] = 1.0 / c if c > 0 else 0.0
+        got[lm, k] = 1.0 / c if c > 0 else 0.0
+        st[lm, 0] = c
         if c > maxc:
             maxc = c
     # bucket queue over remaining counts (head insertion: LIFO within a bucket)
     head = np.full(maxc + 1, -1, dtype=np.int64)
-    nxt = np.empty(nl, dtype=np.int64)
-    prv = np.empty(nl, dtype=np.int64)
-    inb = np.empty(nl, dtype=np.int64)
-    dirty = np.zeros(nl, dtype=np.bool_)
     touched = np.empty(nl, dtype=np.int64)
     cur = maxc + 1
     for lm in range(nl):
         c = pos[lm]
-        inb[lm] = c
+        st[lm, 1] = c
         if c <= 0:
             continue
         h = head[c]
-        nxt[lm] = h
-        prv[lm] = -1
+        st[lm, 3] = h
+        st[lm, 2] = -1
         if h >= 0:
-            prv[h] = lm
+            st[h, 2] = lm
         head[c] = lm
         if c < cur:
             cur = c
@@ -135,10 +134,10 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
             break
         active = head[cur]
         # unlink the active label (it is the head of its bucket)
-        h = nxt[active]
+        h = st[active, 3]
         head[cur] = h
         if h >= 0:
-            prv[h] = -1
+            st[h, 2] = -1
         nt = 0
         ca = np.float64(pos[active])
         c0 = col_off[active]
@@ -194,7 +193,7 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
                 for p in range(offsets[u], offsets[u + 1]):
                     lm = local_of[indices[p]] if mapped else indices[p]
                     mw = np.float64(_row_weight(data, weighted, p))
-                    f = mw * inv[lm]
+                    f = mw * got[lm, k]
                     if lm == active:
                         f *= ACTIVE_WEIGHT
                     own += f * mw
@@ -223,35 +222,35 @@ def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targ
                 lm = local_of[indices[p]] if mapped else indices[p]
                 mw = _row_weight(data, weighted, p)
                 got[lm, j_sel] += mw
-                rem[lm] -= mw
-                if not dirty[lm]:
-                    dirty[lm] = True
+                st[lm, 0] -= mw
+                if st[lm, 4] == 0:
+                    st[lm, 4] = 1
                     touched[nt] = lm
                     nt += 1
         # re-file the labels whose count fell, in order of first touch (head insertion:
         # the last one touched wins the next tie); the active label is done
         for a in range(nt):
             lm = touched[a]
-            dirty[lm] = False
+            st[lm, 4] = 0
             if lm == active:
                 continue
-            new = rem[lm]
-            old = inb[lm]
-            pa = prv[lm]
-            pb = nxt[lm]
+            new = st[lm, 0]
+            old = st[lm, 1]
+            pa = st[lm, 2]
+            pb = st[lm, 3]
             if pa >= 0:
-                nxt[pa] = pb
+                st[pa, 3] = pb
             else:
                 head[old] = pb
             if pb >= 0:
-                prv[pb] = pa
-            inb[lm] = new
+                st[pb, 2] = pa
+            st[lm, 1] = new
             if new > 0:
                 h = head[new]
-                nxt[lm] = h
-                prv[lm] = -1
+                st[lm, 3] = h
+                st[lm, 2] = -1
                 if h >= 0:
-                    prv[h] = lm
+                    st[h, 2] = lm
                 head[new] = lm
                 if new < cur:
                     cur = new
