@@ -781,7 +781,7 @@ def _tree_pull(tmin, tcnt, node):
 def iterstrat_compat(offsets, indices, n_labels, order, r, key, pos):
     """iterative-stratification 0.1.9's ``IterativeStratification`` on ``y[order]``.
 
-    Returns the fold of every example (indexed by example id, not position). ``key`` and
+    Returns the fold of every example (int32, indexed by example id, not position). ``key`` and
     ``pos`` are the MT19937 state of the ``RandomState``, advanced in place exactly as the
     package advances it (``choice`` only where there is a tie).
     """
@@ -826,7 +826,7 @@ def iterstrat_compat(offsets, indices, n_labels, order, r, key, pos):
     for node in range(size - 1, 0, -1):
         _tree_pull(tmin, tcnt, node)
     done = np.zeros(n, dtype=np.bool_)
-    fold = np.empty(n, dtype=np.int64)
+    fold = np.empty(n, dtype=np.int32)
     dirty = np.zeros(L, dtype=np.bool_)
     touched = np.empty(L, dtype=np.int64)
     ties = np.empty(k, dtype=np.int64)
