@@ -481,7 +481,9 @@ class LabelMatrix:
 
         Example
         -------
-        >>> LabelMatrix.from_any([[1, 0], [0, 1]]).nnz   # a 2-D 0/1 list is dense
+        >>> LabelMatrix.from_any([[0, 2], [1]]).nnz   # Python lists are label-id lists
+        3
+        >>> LabelMatrix.from_any(np.array([[1, 0], [0, 1]])).nnz   # arrays are dense 0/1
         2
         """
         if isinstance(labels, LabelMatrix):
