@@ -59,7 +59,9 @@ class Recipe:
     calibrate: bool = False          # subtract log(pos_weight) from logits at inference
     sampler: str = "shuffle"         # shuffle | repeat_factor | class_aware | replay | stratified_batches
     sampler_params: tuple = ()       # extra keyword arguments, as (name, value) pairs
-    sample_reduction: str = "mean"   # how [B, C] losses become one loss per example
+    sample_reduction: str = "mean"   # how [B, C] losses become the per-example training loss
+    priority_reduction: str | None = None  # replay: per-example loss fed to the sampler
+                                           # (None = the training loss itself)
     sampled_label_weight: float = 1.0  # class-aware: weight of the label an example was drawn for
 
 
@@ -74,7 +76,9 @@ RECIPES: dict[str, Recipe] = {
     "asl+class-aware": Recipe(loss="asl", sampler="class_aware",
                               sampler_params=(("return_labels", True),),
                               sampled_label_weight=2.0),
-    "asl+replay": Recipe(loss="asl", sampler="replay", sample_reduction="balanced",
+    # train on the plain mean loss; rank examples for replay by the balanced loss, which
+    # is not drowned by thousands of easy negatives (see longtail.per_example_loss)
+    "asl+replay": Recipe(loss="asl", sampler="replay", priority_reduction="balanced",
                          sampler_params=(("hard_fraction", 0.5),)),
     "asl+stratified-batches": Recipe(loss="asl", sampler="stratified_batches"),
 }
@@ -358,8 +362,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
             if recipe.sampler == "replay":
+                priority = per_example.detach()
+                if recipe.priority_reduction not in (None, recipe.sample_reduction):
+                    priority = L.per_example_loss(entries.detach(), y,
+                                                  reduction=recipe.priority_reduction)
                 t0 = time.perf_counter()
-                sampler.update(index, per_example.detach())
+                sampler.update(index, priority)
                 timed.clock[0] += time.perf_counter() - t0
             running += float(loss.detach()) * len(index)
             seen += len(index)
