@@ -13,8 +13,9 @@ The loop, in order:
    initialised to the label prior (log-odds of the training prevalence);
 3. each step: ``loss(reduction="none")`` -> one loss per example
    (``per_example_loss``) -> times the importance weight that travelled with the batch
-   (replay) -> mean -> backward; the per-example losses go back to the replay sampler
-   with ``sampler.update(index, losses)``;
+   (replay) -> mean -> backward; the replay sampler gets one loss per example with
+   ``sampler.update(index, losses)`` (the recipe's ``priority_reduction``: the
+   ``"balanced"`` loss, which easy negatives do not drown);
 4. each epoch: validation metrics (macro / micro AP, P@5, predicted/true label ratio at
    the default threshold and with per-label thresholds tuned on the tune part) and the
    share of the epoch spent in the sampler.
