@@ -97,6 +97,17 @@ def loss_entries(recipe: Recipe, logits: torch.Tensor, targets: torch.Tensor,
     raise ValueError(f"unknown loss {recipe.loss!r}")
 
 
+def example_losses(recipe: Recipe, entries: torch.Tensor,
+                   targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example training loss ``[B]`` (differentiable) and replay priority ``[B]``
+    (detached): the same values unless the recipe sets another ``priority_reduction``."""
+    per_example = L.per_example_loss(entries, targets, reduction=recipe.sample_reduction)
+    if recipe.priority_reduction in (None, recipe.sample_reduction):
+        return per_example, per_example.detach()
+    return per_example, L.per_example_loss(entries.detach(), targets,
+                                           reduction=recipe.priority_reduction)
+
+
 # ----------------------------------------------------------------------------- model
 class MLP(nn.Module):
     """Two hidden layers with LayerNorm and dropout; the output bias is set by the caller."""
@@ -353,7 +364,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 boost = torch.ones_like(entries)
                 boost[rows, cols] = recipe.sampled_label_weight
                 entries = entries * boost
-            per_example = L.per_example_loss(entries, y, reduction=recipe.sample_reduction)
+            per_example, priority = example_losses(recipe, entries, y)
             if "weight" in extras:
                 weighted = per_example * extras["weight"].to(device, per_example.dtype)
             else:
@@ -363,10 +374,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
             if recipe.sampler == "replay":
-                priority = per_example.detach()
-                if recipe.priority_reduction not in (None, recipe.sample_reduction):
-                    priority = L.per_example_loss(entries.detach(), y,
-                                                  reduction=recipe.priority_reduction)
                 t0 = time.perf_counter()
                 sampler.update(index, priority)
                 timed.clock[0] += time.perf_counter() - t0

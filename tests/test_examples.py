@@ -33,6 +33,23 @@ def test_every_recipe_trains(recipe, workdir):
     assert last["ap_macro"] > 0.0
 
 
+def test_replay_recipe_trains_on_mean_loss_and_ranks_by_balanced_loss():
+    import torch
+
+    from longtail import losses as L
+
+    # one example with 1 positive (badly predicted) among 9 easy negatives
+    entries = torch.tensor([[4.0] + [0.1] * 9], requires_grad=True)
+    y = torch.tensor([[1.0] + [0.0] * 9])
+    train, priority = T.example_losses(T.RECIPES["asl+replay"], entries, y)
+    assert train.requires_grad and not priority.requires_grad
+    assert train.item() == pytest.approx(entries.mean().item())   # no implicit pos_weight
+    assert priority.item() == pytest.approx(0.5 * (4.0 + 0.1))     # positives count half
+    same, prio = T.example_losses(T.RECIPES["asl"], entries, y)
+    assert torch.equal(same.detach(), prio) and torch.equal(same, train)
+    assert torch.equal(prio, L.per_example_loss(entries.detach(), y))
+
+
 def test_resume_continues_with_identical_sampler_order(workdir, tmp_path):
     for recipe in ("asl+replay", "asl+repeat-factor"):
         full = T.main([*TINY, "--workdir", workdir, "--recipe", recipe, "--epochs", "3"])
