@@ -8,8 +8,11 @@ the batches are built by recursive splitting: a set of examples holding B batche
 into k groups of about B / k batches with the balanced rule of
 :func:`~longtail.iterative_stratification` (exact sizes, parts scored on all of an
 example's labels), and each group again, until every group is one batch. k is chosen for
-the fewest levels with k <= 32 (313 batches: 2 levels of 18), so an epoch is a few passes
-over the label entries; each level's label columns are its parent's, filtered.
+the fewest levels with k <= 64 (55 batches: one level; 313 batches: 2 levels of 18), so an
+epoch is a few passes over the label entries; each level's label columns are its
+parent's, filtered. A level costs about a fixed pass over the label entries plus 1/80 of
+it per part (measured at 14,000 x 2,000: one level of 55 parts 25 ms and closer to the
+data's label distribution than two levels of 8, 33 ms).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from longtail.samplers.stratification import _EMPTY_I32, as_label_matrix
 __all__ = ["StratifiedBatchSampler"]
 
 #: most parts one recursive split makes
-MAX_ARITY = 32
+MAX_ARITY = 64
 
 
 def split_arity(n_batches: int) -> int:
