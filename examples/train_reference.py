@@ -236,7 +236,7 @@ def evaluate(model: nn.Module, ds: ArrowDataset, args: argparse.Namespace, devic
                         collate_fn=ArrowDataset.collate, num_workers=0)
     model.eval()
     out = []
-    with torch.no_grad(), autocast(device):
+    with torch.no_grad(), autocast(device, args.bf16):
         for x, _, _ in loader:
             out.append(model(x.to(device, non_blocking=True)).float().cpu())
     model.train()
@@ -251,10 +251,11 @@ def evaluate(model: nn.Module, ds: ArrowDataset, args: argparse.Namespace, devic
     return scores, ds.labels
 
 
-def autocast(device: torch.device) -> Any:
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+def autocast(device: torch.device, bf16: str = "auto") -> Any:
+    """bf16 autocast for the forward pass: on CUDA by default ("auto"), on CPU only when
+    asked ("on"; slower on most CPUs, but it runs the GPU code path without a GPU)."""
+    enabled = bf16 == "on" or (bf16 == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def validation_metrics(recipe: Recipe, model: nn.Module, parts: dict[str, ArrowDataset],
@@ -354,7 +355,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             extras = batch[3] if len(batch) > 3 else {}
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
-            with autocast(device):
+            with autocast(device, args.bf16):
                 logits = model(x)
             entries = loss_entries(recipe, logits.float(), y, pos_weight)
             if "sampled_label" in extras and recipe.sampled_label_weight != 1.0:
@@ -448,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="model and sampler seed")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--bf16", default="auto", choices=["auto", "on", "off"],
+                   help="bf16 autocast of the forward pass (auto: on CUDA only); the loss "
+                        "is computed in float32 either way")
     p.add_argument("--threshold-objective", default="match_count", choices=["f1", "match_count"],
                    help="per-label threshold tuning objective on the tune part")
     p.add_argument("--checkpoint", default=None, help="save a checkpoint here after each epoch")
