@@ -95,6 +95,14 @@ def _check_X(X: Any, n: int) -> None:
         raise ValueError(f"X has {_num_samples(X)} samples but y has {n}")
 
 
+def _fold_pairs(folds: np.ndarray, n_splits: int
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(train_indices, test_indices)`` for each fold id ``0 .. n_splits - 1``."""
+    for i in range(n_splits):
+        test = folds == i
+        yield np.flatnonzero(~test), np.flatnonzero(test)
+
+
 def seed_from(random_state: Any) -> int:
     """A 63-bit seed from ``random_state``: an int (used as is), None (NumPy's global
     RandomState, like scikit-learn), a RandomState or a Generator (one draw)."""
@@ -241,11 +249,9 @@ class MultilabelStratifiedKFold:
         groups : array-like of shape (n,), optional
             Group ids: a group is never split across folds.
         """
-        folds = self._folds(y, groups, self.random_state)
-        _check_X(X, folds.shape[0])
-        for i in range(self.n_splits):
-            test = folds == i
-            yield np.flatnonzero(~test), np.flatnonzero(test)
+        lm = _labels_of(y)
+        _check_X(X, len(lm))
+        yield from _fold_pairs(self._folds(lm, groups, self.random_state), self.n_splits)
 
 
 class RepeatedMultilabelStratifiedKFold:
@@ -304,12 +310,9 @@ class RepeatedMultilabelStratifiedKFold:
             base = seed_from(self.random_state)
             states = [derive_seed(base, rep) >> 1 for rep in range(self.n_repeats)]
         lm = _labels_of(y)
+        _check_X(X, len(lm))
         for state in states:
-            folds = cv._folds(lm, groups, state)
-            _check_X(X, folds.shape[0])
-            for i in range(self.n_splits):
-                test = folds == i
-                yield np.flatnonzero(~test), np.flatnonzero(test)
+            yield from _fold_pairs(cv._folds(lm, groups, state), self.n_splits)
 
 
 # ----------------------------------------------------------------------------- shuffle split
