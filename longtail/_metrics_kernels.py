@@ -187,9 +187,9 @@ def positive_keys64(bits, offsets, indices, out):
 
 
 @njit(cache=True, inline="always")
-def _lower_bound(row, u, hi):
-    """First index ``i < hi`` with ``row[i] >= u`` (``hi`` if none); ``row`` ascending."""
-    lo = 0
+def _lower_bound(row, u, lo, hi):
+    """First index ``i`` in ``[lo, hi)`` with ``row[i] >= u`` (``hi`` if none); ``row``
+    ascending."""
     while lo < hi:
         mid = (lo + hi) >> 1
         if np.int64(row[mid]) < u:
@@ -221,13 +221,7 @@ def _count_below(row, u, p):
     if lo < 0:
         lo = 0
     # row[hi:] >= u; answer in [lo, hi]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if np.int64(row[mid]) < u:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return _lower_bound(row, u, lo, hi)
 
 
 @njit(cache=True, nogil=True)
@@ -317,7 +311,7 @@ def block_count_thresholds(sorted_keys, c0, col_off, out_key, out_count):
             continue
         row = sorted_keys[j]
         v = np.int64(row[n - npos])
-        count_lo = n - _lower_bound(row, v, n)  # >= npos
+        count_lo = n - _lower_bound(row, v, 0, n)  # >= npos
         hi_idx = n - npos
         while hi_idx < n and np.int64(row[hi_idx]) == v:
             hi_idx += 1
