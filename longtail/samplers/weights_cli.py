@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from longtail.cli import CLIError, _check_output, load_labels
+
 # CLI option -> sample_weights parameter (only the options given are passed on)
 _PARAMS = {
     "power": "power", "agg": "agg", "beta": "beta", "threshold": "threshold",
@@ -74,34 +76,17 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=_cmd_weights)
 
 
-def _error_class() -> type:
-    from longtail.cli import CLIError
-
-    # also a ValueError: under ``python -m longtail.cli`` the running module is
-    # ``__main__``, whose CLIError is another class; its main() still reports ValueErrors
-    return type("CLIError", (CLIError, ValueError), {})
-
-
 def _cmd_weights(args: argparse.Namespace) -> int:
-    import longtail.cli as cli
     from longtail.samplers.weights import exposure_report, sample_weights
-
-    CLIError = _error_class()
 
     out = args.output
     if not out.lower().endswith(_FORMATS):
         raise CLIError(f"output {out!r} must end with .npy or .parquet")
-    try:
-        cli._check_output(out, args.force)
-    except cli.CLIError as exc:
-        raise CLIError(str(exc)) from None
+    _check_output(out, args.force)
     if os.path.abspath(out) == os.path.abspath(args.path):
         raise CLIError("input and output are the same file")
     params = {_PARAMS[k]: v for k, v in vars(args).items() if k in _PARAMS and v is not None}
-    try:
-        labels = cli.load_labels(args.path, args.column)
-    except (ValueError, TypeError) as exc:
-        raise CLIError(str(exc)) from None
+    labels = load_labels(args.path, args.column)
     t0 = time.perf_counter()
     try:
         weights = sample_weights(labels, args.method, **params)
@@ -112,9 +97,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
             if repr(key) in msg:
                 raise CLIError(f"--{key.replace('_', '-')} does not apply to "
                                f"--method {args.method}") from None
-        raise CLIError(msg) from None
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+        raise
     elapsed = time.perf_counter() - t0
     report = exposure_report(labels, weights)
     _write(out, weights, args.force)
