@@ -369,6 +369,11 @@ def test_bad_arguments():
         iterative_stratification(y, [0.5, 0.5], groups=[0, 1])
     with pytest.raises(ValueError, match="1 groups cannot fill 2 parts"):
         iterative_stratification(y, [0.5, 0.5], groups=[7, 7, 7, 7])
+    with pytest.raises(ValueError, match="example 3 has no group"):
+        iterative_stratification(y, [0.5, 0.5], groups=np.array(["a", "b", "a", None]))
+    late = np.array(["a"] * 1_000_001 + [None], dtype=object)   # past any scan limit
+    with pytest.raises(ValueError, match="example 1000001 has no group"):
+        S._group_index(late, late.size)
     with pytest.raises(ValueError, match="seed"):
         iterative_stratification(y, [0.5, 0.5], seed=-1)
     with pytest.raises(ValueError, match="refine"):

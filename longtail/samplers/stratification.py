@@ -188,9 +188,9 @@ def _group_index(groups: Any, n: int) -> tuple[np.ndarray, int]:
     if g.ndim != 1 or g.shape[0] != n:
         raise ValueError(f"groups must be 1-D with one id per example ({n}), got shape {g.shape}")
     if g.dtype == object:
-        bad = [i for i in range(min(n, 1_000_000)) if g[i] is None]
-        if bad:
-            raise ValueError(f"groups: example {bad[0]} has no group (None)")
+        bad = np.flatnonzero(np.equal(g, None))
+        if bad.size:
+            raise ValueError(f"groups: example {int(bad[0])} has no group (None)")
     if g.dtype.kind == "f" and np.isnan(g).any():
         raise ValueError(f"groups: example {int(np.flatnonzero(np.isnan(g))[0])} has group NaN")
     try:
