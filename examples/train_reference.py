@@ -14,8 +14,8 @@ The loop, in order:
 3. each step: ``loss(reduction="none")`` -> one loss per example
    (``per_example_loss``) -> times the importance weight that travelled with the batch
    (replay) -> mean -> backward; the replay sampler gets one loss per example with
-   ``sampler.update(index, losses)`` (the recipe's ``priority_reduction``: the
-   ``"balanced"`` loss, which easy negatives do not drown);
+   ``sampler.update(index, losses)``, reduced with the sampler's ``loss_reduction``
+   (``"balanced"``, which easy negatives do not drown);
 4. each epoch: validation metrics (macro / micro AP, P@5, predicted/true label ratio at
    the default threshold and with per-label thresholds tuned on the tune part) and the
    share of the epoch spent in the sampler.
@@ -61,8 +61,6 @@ class Recipe:
     sampler: str = "shuffle"         # shuffle | repeat_factor | class_aware | replay | stratified_batches
     sampler_params: tuple = ()       # extra keyword arguments, as (name, value) pairs
     sample_reduction: str = "mean"   # how [B, C] losses become the per-example training loss
-    priority_reduction: str | None = None  # replay: per-example loss fed to the sampler
-                                           # (None = the training loss itself)
     sampled_label_weight: float = 1.0  # class-aware: weight of the label an example was drawn for
 
 
@@ -77,10 +75,11 @@ RECIPES: dict[str, Recipe] = {
     "asl+class-aware": Recipe(loss="asl", sampler="class_aware",
                               sampler_params=(("return_labels", True),),
                               sampled_label_weight=2.0),
-    # train on the plain mean loss; rank examples for replay by the balanced loss, which
-    # is not drowned by thousands of easy negatives (see longtail.per_example_loss)
-    "asl+replay": Recipe(loss="asl", sampler="replay", priority_reduction="balanced",
-                         sampler_params=(("hard_fraction", 0.5),)),
+    # train on the plain mean loss; the sampler ranks examples for replay by the balanced
+    # loss, which is not drowned by thousands of easy negatives (longtail.per_example_loss)
+    "asl+replay": Recipe(loss="asl", sampler="replay",
+                         sampler_params=(("hard_fraction", 0.5),
+                                         ("loss_reduction", "balanced"))),
     "asl+stratified-batches": Recipe(loss="asl", sampler="stratified_batches"),
 }
 
@@ -95,17 +94,6 @@ def loss_entries(recipe: Recipe, logits: torch.Tensor, targets: torch.Tensor,
     if recipe.loss == "asl":
         return L.asymmetric_loss(logits, targets, reduction="none")
     raise ValueError(f"unknown loss {recipe.loss!r}")
-
-
-def example_losses(recipe: Recipe, entries: torch.Tensor,
-                   targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example training loss ``[B]`` (differentiable) and replay priority ``[B]``
-    (detached): the same values unless the recipe sets another ``priority_reduction``."""
-    per_example = L.per_example_loss(entries, targets, reduction=recipe.sample_reduction)
-    if recipe.priority_reduction in (None, recipe.sample_reduction):
-        return per_example, per_example.detach()
-    return per_example, L.per_example_loss(entries.detach(), targets,
-                                           reduction=recipe.priority_reduction)
 
 
 # ----------------------------------------------------------------------------- model
@@ -365,7 +353,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 boost = torch.ones_like(entries)
                 boost[rows, cols] = recipe.sampled_label_weight
                 entries = entries * boost
-            per_example, priority = example_losses(recipe, entries, y)
+            per_example = L.per_example_loss(entries, y, reduction=recipe.sample_reduction)
             if "weight" in extras:
                 weighted = per_example * extras["weight"].to(device, per_example.dtype)
             else:
@@ -375,6 +363,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
             if recipe.sampler == "replay":
+                # the per-example priority loss, with the sampler's own loss_reduction:
+                # loss work, done here so that the sampler's timer does not count it
+                priority = L.per_example_loss(entries.detach(), y,
+                                              reduction=sampler.loss_reduction)
                 t0 = time.perf_counter()
                 sampler.update(index, priority)
                 timed.clock[0] += time.perf_counter() - t0

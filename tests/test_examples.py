@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
@@ -61,18 +62,26 @@ def test_gpu_code_path_on_cpu(workdir):
 def test_replay_recipe_trains_on_mean_loss_and_ranks_by_balanced_loss():
     import torch
 
+    import longtail
     from longtail import losses as L
 
-    # one example with 1 positive (badly predicted) among 9 easy negatives
-    entries = torch.tensor([[4.0] + [0.1] * 9], requires_grad=True)
-    y = torch.tensor([[1.0] + [0.0] * 9])
-    train, priority = T.example_losses(T.RECIPES["asl+replay"], entries, y)
-    assert train.requires_grad and not priority.requires_grad
-    assert train.item() == pytest.approx(entries.mean().item())   # no implicit pos_weight
-    assert priority.item() == pytest.approx(0.5 * (4.0 + 0.1))     # positives count half
-    same, prio = T.example_losses(T.RECIPES["asl"], entries, y)
-    assert torch.equal(same.detach(), prio) and torch.equal(same, train)
-    assert torch.equal(prio, L.per_example_loss(entries.detach(), y))
+    replay = T.RECIPES["asl+replay"]
+    # example 0: 1 positive (badly predicted) among 9 easy negatives; example 1: all easy
+    entries = torch.tensor([[4.0] + [0.1] * 9, [0.2] * 10])
+    y = torch.tensor([[1.0] + [0.0] * 9, [1.0] + [0.0] * 9])
+    train = L.per_example_loss(entries, y, reduction=replay.sample_reduction)
+    assert train[0].item() == pytest.approx(entries[0].mean().item())  # no implicit pos_weight
+    assert replay.sample_reduction == T.RECIPES["asl"].sample_reduction
+
+    def priorities(losses, targets=None):
+        s = longtail.HardExampleSampler(2, 2, **dict(replay.sampler_params))
+        s.update(torch.tensor([0, 1]), losses, targets=targets)
+        return s.priorities
+
+    fed = priorities(entries, y)              # [B, C] + targets, the recipe's reduction
+    balanced = torch.tensor([0.5 * (4.0 + 0.1), 0.2])                # positives count half
+    assert np.allclose(fed, priorities(balanced))
+    assert not np.allclose(fed, priorities(entries.mean(1)))
 
 
 def test_resume_continues_with_identical_sampler_order(workdir, tmp_path):
