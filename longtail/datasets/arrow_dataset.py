@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from longtail.datasets.io import read_features
+from longtail.datasets.io import file_fingerprint, read_features
 from longtail.datasets.label_matrix import LabelMatrix
 
 
@@ -81,6 +81,7 @@ class ArrowDataset(Dataset):
         self._open()
 
     def _open(self) -> None:
+        self._fingerprint = file_fingerprint(self.path) if os.path.isfile(self.path) else None
         self._labels = LabelMatrix.open(self.path, self.labels_column)
         self._features = (read_features(self.path, self.features_column)
                           if self.features_column is not None else None)
@@ -89,12 +90,22 @@ class ArrowDataset(Dataset):
                              f"labels {len(self._labels)}")
 
     def __getstate__(self) -> dict[str, Any]:
-        # pickle the path, not the mapped data (re-mapped in the worker)
+        # pickle the path, not the mapped data (re-mapped and re-checked in the worker)
         return {"path": self.path, "features_column": self.features_column,
-                "labels_column": self.labels_column, "label_dtype": self.label_dtype}
+                "labels_column": self.labels_column, "label_dtype": self.label_dtype,
+                "fingerprint": self._fingerprint}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        fingerprint = state.pop("fingerprint", None)
         self.__dict__.update(state)
+        if fingerprint is not None:
+            now = file_fingerprint(self.path) if os.path.exists(self.path) else None
+            if now != tuple(fingerprint):
+                raise ValueError(
+                    f"{self.path!r} changed since this ArrowDataset was opened (size/mtime "
+                    f"{tuple(fingerprint)} -> {now}); a worker would read other data than "
+                    "the main process: re-create the dataset")
         self._open()
 
     @property
@@ -135,8 +146,13 @@ class ArrowDataset(Dataset):
         return x, y, i
 
     def __getitems__(self, indices: Sequence[int]) -> BatchedSamples:
-        idx = np.fromiter((operator.index(i) for i in indices), dtype=np.int64,
-                          count=len(indices))
+        try:
+            idx = np.fromiter((operator.index(i) for i in indices), dtype=np.int64,
+                              count=len(indices))
+        except OverflowError:
+            big = next(i for i in indices if not -(1 << 63) <= operator.index(i) < (1 << 63))
+            raise IndexError(f"index {operator.index(big)} is out of range for {len(self)} "
+                             "examples") from None
         n = len(self)
         idx[idx < 0] += n
         if idx.size and (idx.min() < 0 or idx.max() >= n):

@@ -163,9 +163,15 @@ def write_dataset(
             raise ValueError(f"features must be 2-D (n, d), got shape {features.shape}")
         if features.shape[0] != len(lm):
             raise ValueError(f"features have {features.shape[0]} rows but labels have {len(lm)}")
-        if not np.all(np.isfinite(features)):
-            row = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
-            raise ValueError(f"features contain NaN or inf (first at row {row})")
+        if features.dtype.kind not in "biuf":
+            raise TypeError(f"features must be real numbers, got dtype {features.dtype}")
+        with np.errstate(over="ignore"):  # 1e39 becomes inf in float32: checked below
+            features = np.ascontiguousarray(features, dtype=np.float32)
+        finite = np.isfinite(features)
+        if not finite.all():
+            row, col = (int(v[0]) for v in np.nonzero(~finite))
+            raise ValueError(f"features contain NaN or inf (or a value beyond the float32 "
+                             f"range) at row {row}, column {col}: {features[row, col]}")
         arr = features_array(features)
         fields.append(pa.field("features", arr.type, nullable=False))
         columns.append(arr)
@@ -195,10 +201,14 @@ def open_ipc(path: PathLike) -> tuple[str, "pa.RecordBatch | pa.Table", int, int
         hint = " (Parquet? use LabelMatrix.read_parquet or `longtail convert`)" \
             if Path(p).suffix.lower() in {".parquet", ".pq"} else ""
         raise ValueError(f"{p!r} is not an Arrow IPC file{hint}: {exc}") from None
-    if reader.num_record_batches == 1:
-        data = reader.get_batch(0)
-    else:
-        data = reader.read_all()
+    try:
+        if reader.num_record_batches == 1:
+            data = reader.get_batch(0)
+        else:
+            data = reader.read_all()
+        data.validate()  # buffer sizes against lengths (cheap; ids are checked later)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{p!r} is a damaged Arrow IPC file (truncated?): {exc}") from None
     if data.num_rows == 0:
         raise ValueError(f"{p!r} has zero rows")
     return p, data, base, size
@@ -249,3 +259,17 @@ def read_features(path: PathLike, column: str = "features") -> np.ndarray:
     if values.dtype != np.float32:
         values = values.astype(np.float32)
     return values.reshape(len(col), d)
+
+
+def file_fingerprint(path: PathLike) -> tuple[int, int, int]:
+    """``(size, mtime_ns, inode)`` of a file: what tells a re-opened file from the one mapped.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     file_fingerprint(f.name)[0]
+    0
+    """
+    st = os.stat(path)
+    return int(st.st_size), int(st.st_mtime_ns), int(st.st_ino)

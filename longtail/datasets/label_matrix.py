@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
+from longtail._checks import check_csr, check_n_labels, check_offsets, freeze, row_of
 from longtail.datasets import _kernels as K
 from longtail.datasets.io import (
     PathLike,
-    atomic_output,
     check_input_file,
     check_mapped,
     check_output_file,
     column_of,
+    file_fingerprint,
     labels_field_array,
     open_ipc,
 )
@@ -29,20 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse
     import torch
 
-_INT32_MAX = np.iinfo(np.int32).max
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    """A read-only view of ``a`` (kernels are compiled for read-only arrays only)."""
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
-    return a
-
-
-def _row_of(offsets: np.ndarray, position: int) -> int:
-    """Row that holds flat position ``position`` of the values."""
-    return int(np.searchsorted(offsets, position, side="right") - 1)
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def _as_rows(rows: Any, n: int) -> np.ndarray:
@@ -62,6 +50,9 @@ def _as_rows(rows: Any, n: int) -> np.ndarray:
         raise ValueError(f"rows must be 1-D, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"rows must be integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > _INT64_MAX:
+        k = int(np.flatnonzero(arr > _INT64_MAX)[0])
+        raise IndexError(f"row {int(arr[k])} (position {k}) is out of range for {n} rows")
     out = np.array(arr, dtype=np.int64, copy=True)
     if out.size:
         neg = out < 0
@@ -152,7 +143,7 @@ class LabelMatrix:
     """
 
     __slots__ = ("_offsets", "_indices", "_n_labels", "_keepalive", "_path", "_column",
-                 "_transpose", "_counts", "__weakref__")
+                 "_fingerprint", "_transpose", "_counts", "__weakref__")
 
     def __init__(
         self,
@@ -161,113 +152,41 @@ class LabelMatrix:
         n_labels: int | None = None,
         *,
         canonicalize: bool = False,
-        validate: bool = True,
     ) -> None:
-        offsets = np.asarray(offsets)
-        indices = np.asarray(indices)
-        if offsets.ndim != 1 or offsets.size == 0:
-            raise ValueError(f"offsets must be a non-empty 1-D array, got shape {offsets.shape}")
-        if indices.ndim != 1:
-            raise ValueError(f"indices must be 1-D, got shape {indices.shape}")
-        for name, a in (("offsets", offsets), ("indices", indices)):
-            if a.size and not np.issubdtype(a.dtype, np.integer):
-                raise TypeError(f"{name} must be integers, got dtype {a.dtype}")
-        if offsets[0] != 0 or offsets[-1] != indices.size:
-            raise ValueError(
-                f"offsets must start at 0 and end at len(indices)={indices.size}, "
-                f"got {offsets[0]} .. {offsets[-1]}")
-        self._setup(offsets, indices, n_labels, canonicalize=canonicalize, validate=validate)
+        self._setup(offsets, indices, n_labels, canonicalize=canonicalize)
 
     # ------------------------------------------------------------------ construction
-    def _setup(self, offsets, indices, n_labels, *, canonicalize, validate,
-               keepalive=None, path=None, column=None) -> None:
-        if len(offsets) < 2:
-            raise ValueError("a label matrix needs at least one row (got zero rows)")
-        if offsets.dtype != np.int64:
-            offsets = offsets.astype(np.int64)
-        offsets = np.ascontiguousarray(offsets)
-        indices = self._to_int32(indices, offsets, n_labels)
-        if n_labels is None:
-            n_labels = int(indices.max()) + 1 if indices.size else 0
-        if isinstance(n_labels, bool) or int(n_labels) != n_labels or n_labels < 0:
-            raise ValueError(f"n_labels must be a non-negative integer, got {n_labels!r}")
-        n_labels = int(n_labels)
-        if n_labels > _INT32_MAX:
-            raise ValueError(f"n_labels={n_labels} exceeds the int32 label-id range")
-        offsets = _readonly(offsets)
-        indices = _readonly(np.ascontiguousarray(indices))
-        if canonicalize:
-            self._check(offsets, indices, n_labels, order=False)
-            offsets, indices = K.canonicalize_rows(offsets, indices)
-            offsets, indices = _readonly(offsets), _readonly(indices)
-        elif validate:
-            self._check(offsets, indices, n_labels, order=True)
+    def _setup(self, offsets, indices, n_labels, *, canonicalize=False, trusted=False,
+               keepalive=None, path=None, column=None, where="", fingerprint=None) -> None:
+        """Check (unless ``trusted``: arrays this package just built), own and freeze.
+
+        Untrusted arrays go through :func:`longtail._checks.check_csr` (offsets first,
+        then the id range, then the order), so no kernel ever walks unchecked offsets.
+        """
+        if trusted:
+            offsets, indices = freeze(offsets), freeze(indices)
+            n_labels = int(n_labels)
+        else:
+            offsets, indices, n_labels = check_csr(offsets, indices, n_labels, where=where,
+                                                   order=not canonicalize)
+            if canonicalize:
+                offsets, indices = K.canonicalize_rows(offsets, indices)
+                offsets, indices = freeze(offsets), freeze(indices)
         self._offsets = offsets
         self._indices = indices
         self._n_labels = n_labels
         self._keepalive = keepalive
         self._path = path
         self._column = column
+        self._fingerprint = fingerprint
         self._transpose = None
         self._counts = None
 
-    @staticmethod
-    def _to_int32(indices: np.ndarray, offsets: np.ndarray, n_labels: int | None) -> np.ndarray:
-        if indices.dtype == np.int32:
-            return indices
-        if indices.size == 0:
-            return np.zeros(0, dtype=np.int32)
-        if not np.issubdtype(indices.dtype, np.integer):
-            raise TypeError(f"label ids must be integers, got dtype {indices.dtype}")
-        limit = _INT32_MAX if n_labels is None else min(int(n_labels), _INT32_MAX + 1)
-        lo, hi = indices.min(), indices.max()
-        if lo < 0 or hi >= limit:
-            bad = (indices < 0) | (indices >= limit)
-            p = int(np.flatnonzero(bad)[0])
-            v, row = int(indices[p]), _row_of(offsets, p)
-            if v < 0:
-                raise ValueError(f"negative label id {v} in row {row}")
-            if n_labels is not None and v >= n_labels:
-                raise ValueError(f"label id {v} >= n_labels={n_labels} in row {row}")
-            raise ValueError(f"label id {v} beyond the int32 range in row {row}")
-        return indices.astype(np.int32)
-
-    @staticmethod
-    def _check(offsets: np.ndarray, indices: np.ndarray, n_labels: int, order: bool) -> None:
-        code, row, pos = K.check_rows(offsets, indices, n_labels)
-        if code == K.OK:
-            return
-        if not order and code in (K.UNSORTED, K.DUPLICATE):
-            # canonicalize fixes order problems; only out-of-range ids remain errors
-            bad = (indices < 0) | (indices >= n_labels)
-            if not bad.any():
-                return
-            pos = int(np.flatnonzero(bad)[0])
-            row = _row_of(offsets, pos)
-            code = K.NEGATIVE if indices[pos] < 0 else K.TOO_LARGE
-        value = int(indices[pos]) if 0 <= pos < indices.size else None
-        if code == K.NEGATIVE:
-            raise ValueError(f"negative label id {value} in row {row}")
-        if code == K.TOO_LARGE:
-            raise ValueError(f"label id {value} >= n_labels={n_labels} in row {row}")
-        if code == K.UNSORTED:
-            raise ValueError(
-                f"label ids of row {row} are not sorted (id {value} after "
-                f"{int(indices[pos - 1])}); pass canonicalize=True to sort and deduplicate")
-        if code == K.DUPLICATE:
-            raise ValueError(
-                f"duplicate label id {value} in row {row}; pass canonicalize=True to "
-                "sort and deduplicate")
-        if code == K.BAD_OFFSETS:
-            raise ValueError(f"offsets decrease at row {row}")
-        raise AssertionError(code)  # pragma: no cover
-
     @classmethod
-    def _trusted(cls, offsets, indices, n_labels, keepalive=None, path=None,
-                 column=None) -> "LabelMatrix":
+    def _trusted(cls, offsets, indices, n_labels) -> "LabelMatrix":
+        """A matrix over arrays that this package built and knows to be canonical."""
         self = cls.__new__(cls)
-        self._setup(offsets, indices, n_labels, canonicalize=False, validate=False,
-                    keepalive=keepalive, path=path, column=column)
+        self._setup(offsets, indices, n_labels, trusted=True)
         return self
 
     @classmethod
@@ -277,7 +196,6 @@ class LabelMatrix:
         n_labels: int | None = None,
         *,
         canonicalize: bool = False,
-        validate: bool = True,
     ) -> "LabelMatrix":
         """From an Arrow ``list`` / ``large_list`` array of integer label ids.
 
@@ -285,7 +203,8 @@ class LabelMatrix:
         label ids share memory with Arrow; ``list`` offsets are widened to int64); other
         integer types are converted once; a ChunkedArray of several chunks (Hugging Face
         datasets stores ``list<int64>`` in 1000-row chunks) is combined once. Sliced
-        arrays (``offsets[0] != 0``) are handled.
+        arrays (``offsets[0] != 0``) are handled. Offsets and ids are always checked
+        (one vectorised pass), whatever the array's origin.
 
         Parameters
         ----------
@@ -295,8 +214,6 @@ class LabelMatrix:
             Number of labels; default ``max id + 1``.
         canonicalize : bool
             Sort and deduplicate every row (copies) instead of rejecting such rows.
-        validate : bool
-            Check ids and order (skip only for data known to be canonical).
 
         Example
         -------
@@ -304,22 +221,18 @@ class LabelMatrix:
         >>> LabelMatrix.from_arrow(pa.array([[0, 1], [2]], pa.list_(pa.int32()))).nnz
         3
         """
-        import pyarrow as pa
-
         keepalive, offsets, values = cls._arrow_arrays(array)
-        return cls._from_parts(offsets, values, n_labels, canonicalize, validate, keepalive)
-
-    @classmethod
-    def _from_parts(cls, offsets, values, n_labels, canonicalize, validate, keepalive,
-                    path=None, column=None) -> "LabelMatrix":
         self = cls.__new__(cls)
-        self._setup(offsets, values, n_labels, canonicalize=canonicalize, validate=validate,
-                    keepalive=keepalive, path=path, column=column)
+        self._setup(offsets, values, n_labels, canonicalize=canonicalize, keepalive=keepalive)
         return self
 
     @staticmethod
     def _arrow_arrays(array: Any, where: str = "") -> tuple[Any, np.ndarray, np.ndarray]:
-        """Zero-copy ``(keepalive, offsets, values)`` of an Arrow list array, validated."""
+        """Zero-copy ``(keepalive, offsets, values)`` of an Arrow list array.
+
+        The offsets are checked here (in bounds of the values, non-decreasing) before the
+        values are sliced with them; ids are checked by :func:`check_csr` afterwards.
+        """
         import pyarrow as pa
 
         if isinstance(array, pa.Table):
@@ -330,7 +243,10 @@ class LabelMatrix:
             elif array.num_chunks == 0:
                 array = pa.array([], type=array.type)
             else:
-                array = array.combine_chunks()
+                try:
+                    array = array.combine_chunks()
+                except (pa.ArrowException, OSError) as exc:
+                    raise ValueError(f"labels{where}: cannot combine chunks: {exc}") from None
         if not isinstance(array, pa.Array):
             raise TypeError(f"expected a pyarrow Array or ChunkedArray, got {type(array).__name__}")
         t = array.type
@@ -343,24 +259,30 @@ class LabelMatrix:
             raise TypeError(f"label ids{where} must be integers, got {vt}")
         if len(array) == 0:
             raise ValueError(f"labels{where} have zero rows")
+        offsets = np.asarray(array.offsets)
+        values = array.values
+        start, stop = int(offsets[0]), int(offsets[-1])
+        if not 0 <= start <= len(values):
+            raise ValueError(f"labels{where}: first offset {start} is outside the "
+                             f"{len(values)} label ids")
+        if stop > len(values):
+            raise ValueError(f"labels{where}: last offset {stop} is beyond the "
+                             f"{len(values)} label ids")
+        if start:
+            offsets = offsets.astype(np.int64) - start
+        offsets = check_offsets(offsets, max(stop - start, 0), where=where)
         if array.null_count:
             row = int(np.flatnonzero(np.asarray(array.is_null()))[0])
             raise ValueError(f"labels{where}: row {row} is null")
-        offsets = np.asarray(array.offsets)
-        start, stop = int(offsets[0]), int(offsets[-1])
-        values = array.values
         if values.null_count:
             nulls = np.flatnonzero(np.asarray(values.is_null())[start:stop])
             if nulls.size:
-                pos = int(nulls[0]) + start
-                raise ValueError(
-                    f"labels{where}: null label id in row {_row_of(offsets, pos)}")
+                pos = int(nulls[0])
+                raise ValueError(f"labels{where}: null label id in row {row_of(offsets, pos)}")
             values = values.slice(start, stop - start)
             vals = np.asarray(values.fill_null(0))
         else:
             vals = values.to_numpy(zero_copy_only=True)[start:stop]
-        if start:
-            offsets = offsets.astype(np.int64) - start
         return array, offsets, vals
 
     @classmethod
@@ -385,7 +307,8 @@ class LabelMatrix:
             # infer the type: an explicit int type would silently truncate 1.5 to 1
             arr = pa.array(lists)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-            raise TypeError(cls._explain_bad_list(lists, exc)) from None
+            err, msg = cls._explain_bad_list(lists, exc)
+            raise err(msg) from None
         t = arr.type
         if pa.types.is_null(t) and len(arr):
             raise ValueError("labels: row 0 is null")
@@ -393,24 +316,34 @@ class LabelMatrix:
             arr = arr.cast(pa.large_list(pa.int64()))
         elif not ((pa.types.is_list(t) or pa.types.is_large_list(t))
                   and pa.types.is_integer(t.value_type)):
-            raise TypeError(cls._explain_bad_list(lists, TypeError(f"inferred type {t}")))
+            err, msg = cls._explain_bad_list(lists, TypeError(f"inferred type {t}"))
+            raise err(msg)
         return cls.from_arrow(arr, n_labels, canonicalize=canonicalize)
 
     @staticmethod
-    def _explain_bad_list(lists: Sequence[Any], exc: Exception) -> str:
+    def _explain_bad_list(lists: Sequence[Any], exc: Exception) -> tuple[type, str]:
+        """``(exception type, message)`` naming the first row that Arrow could not read."""
         for r, row in enumerate(lists):
             if row is None:
                 continue
             if isinstance(row, (str, bytes)) or not hasattr(row, "__iter__"):
-                return f"row {r} is not a sequence of label ids: {row!r}"
+                return TypeError, f"row {r} is not a sequence of label ids: {row!r}"
             for v in row:
                 if v is None:
                     continue
+                if isinstance(v, (str, bytes)):
+                    return TypeError, (f"row {r} has a non-integer label id {v!r} "
+                                       f"({type(v).__name__})")
                 if hasattr(v, "__iter__"):
-                    return f"row {r} is nested (a label id is itself a sequence: {v!r})"
+                    return TypeError, (f"row {r} is nested (a label id is itself a "
+                                       f"sequence: {v!r})")
                 if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-                    return f"row {r} has a non-integer label id {v!r} ({type(v).__name__})"
-        return f"cannot read label lists: {exc}"
+                    return TypeError, (f"row {r} has a non-integer label id {v!r} "
+                                       f"({type(v).__name__})")
+                if not -(1 << 63) <= int(v) < (1 << 63):
+                    return ValueError, (f"label id {int(v)} beyond the int32 label-id range in row {r}"
+                                        "")
+        return TypeError, f"cannot read label lists: {exc}"
 
     @classmethod
     def from_scipy(
@@ -431,19 +364,28 @@ class LabelMatrix:
 
         if not sp.issparse(matrix):
             raise TypeError(f"expected a scipy sparse matrix, got {type(matrix).__name__}")
-        csr = sp.csr_matrix(matrix, copy=True)
-        csr.sum_duplicates()
-        csr.eliminate_zeros()
-        n, n_labels = csr.shape
+        coo = sp.coo_matrix(matrix, copy=True)
+        n, n_labels = coo.shape
         if n == 0:
             raise ValueError("labels have zero rows")
+        if coo.data.dtype.kind not in "biuf":
+            raise TypeError(f"sparse labels must be numeric or bool, got dtype {coo.data.dtype}")
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(coo.data) | (coo.data < 0)
+        if bad.any():  # checked before duplicates are summed: -1 + 1 must not vanish
+            p = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"value {coo.data[p].item()!r} at row {int(coo.row[p])}, label "
+                             f"{int(coo.col[p])}: entries must be 0 or 1")
+        csr = coo.tocsr()
+        csr.sum_duplicates()
+        csr.eliminate_zeros()
         data = csr.data
         if not canonicalize:
             bad = data != 1
             if bad.any():
                 p = int(np.flatnonzero(bad)[0])
                 raise ValueError(
-                    f"value {data[p].item()!r} at row {_row_of(csr.indptr, p)}, label "
+                    f"value {data[p].item()!r} at row {row_of(csr.indptr, p)}, label "
                     f"{int(csr.indices[p])}: entries must be 0 or 1")
         return cls(csr.indptr, csr.indices, n_labels)
 
@@ -470,6 +412,7 @@ class LabelMatrix:
             if bad.any():
                 r, c = (int(x[0]) for x in np.nonzero(bad))
                 raise ValueError(f"value {a[r, c].item()!r} at row {r}, label {c}: entries must be 0 or 1")
+        check_n_labels(a.shape[1])
         rows, cols = np.nonzero(a)
         offsets = np.zeros(a.shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=a.shape[0]), out=offsets[1:])
@@ -502,6 +445,9 @@ class LabelMatrix:
                      n_labels: int | None = None, canonicalize: bool = False) -> "LabelMatrix":
         """Read one list column of a Parquet file (decoded into memory, combined once).
 
+        Offsets and ids are checked like any other input; an unreadable or corrupt file
+        is a ValueError that names it.
+
         Example
         -------
         >>> # LabelMatrix.read_parquet("train.parquet", column="labels")
@@ -515,20 +461,48 @@ class LabelMatrix:
             raise ValueError(f"{p!r} is not a readable Parquet file: {exc}") from None
         if column not in schema.names:
             raise ValueError(f"{p!r} has no column {column!r} (columns: {schema.names})")
-        table = pq.read_table(p, columns=[column])
-        meta_n = _meta_n_labels(schema.field(column))
-        return cls.from_arrow(table.column(0), n_labels if n_labels is not None else meta_n,
-                              canonicalize=canonicalize)
+        try:
+            table = pq.read_table(p, columns=[column])
+        except Exception as exc:  # corrupt pages: OSError / ArrowInvalid without the path
+            raise ValueError(f"{p!r} column {column!r} cannot be read (corrupt Parquet "
+                             f"file?): {exc}") from None
+        where = f" of {p!r} column {column!r}"
+        if n_labels is None:
+            n_labels = _meta_n_labels(schema.field(column), where)
+        keepalive, offsets, values = cls._arrow_arrays(table.column(0), where)
+        self = cls.__new__(cls)
+        self._setup(offsets, values, n_labels, canonicalize=canonicalize, keepalive=keepalive,
+                    where=where)
+        return self
 
     @classmethod
-    def open(cls, path: PathLike, column: str = "labels", *,
-             validate: bool | None = None) -> "LabelMatrix":
-        """Memory-map a label column of an uncompressed Arrow IPC file (zero-copy, O(1)).
+    def open(cls, path: PathLike, column: str = "labels", *, n_labels: int | None = None,
+             canonicalize: bool = False) -> "LabelMatrix":
+        """Memory-map a label column of an uncompressed Arrow IPC file (zero-copy).
 
-        Files written by :meth:`save` / :func:`~longtail.datasets.write_dataset` carry
-        field metadata ``longtail.canonical`` and are not re-validated (``validate=None``);
-        other files are validated once (which reads every page). A compressed IPC file
-        is refused: convert it with ``longtail convert``. The matrix pickles as its path.
+        The file is untrusted input, whatever its metadata says: offsets (start at 0,
+        non-decreasing, in bounds) and label ids (in ``[0, n_labels)``, sorted and unique
+        per row) are checked once on open, in one pass over the ids (about 15 ms for
+        80,000 x 7,900 with 10M ids). The width is ``n_labels`` if given, else the
+        field metadata ``longtail.n_labels`` written by :meth:`save`, else ``max id + 1``.
+        A compressed IPC file is refused: convert it with ``longtail convert``.
+
+        The matrix pickles as its path with the file's size and modification time;
+        unpickling (e.g. in a DataLoader worker) re-opens and re-checks the file and
+        refuses a file that changed in between. A file rewritten or truncated by another
+        process *while* it is mapped cannot be detected cheaply: do not modify dataset
+        files in place while a job reads them (write a new file and rename it).
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The IPC file.
+        column : str
+            Its ``list`` / ``large_list`` label column.
+        n_labels : int, optional
+            Width, overriding the file's metadata.
+        canonicalize : bool
+            Sort and deduplicate rows (into memory) instead of rejecting such a file.
 
         Example
         -------
@@ -537,23 +511,21 @@ class LabelMatrix:
         import pyarrow as pa
 
         p, data, base, size = open_ipc(path)
+        fingerprint = file_fingerprint(p)
         col = column_of(data, column, p)
         field = data.schema.field(column)
         if isinstance(col, pa.ChunkedArray) and col.num_chunks == 1:
             col = col.chunk(0)
         if isinstance(col, pa.Array):
             check_mapped(col.values if hasattr(col, "values") else col, base, size, p)
-        meta_n = _meta_n_labels(field)
-        canonical = (field.metadata or {}).get(b"longtail.canonical") == b"1"
-        do_validate = (not canonical) if validate is None else bool(validate)
         where = f" of {p!r} column {column!r}"
+        if n_labels is None:
+            n_labels = _meta_n_labels(field, where)
         keepalive, offsets, values = cls._arrow_arrays(col, where)
         self = cls.__new__(cls)
-        try:
-            self._setup(offsets, values, meta_n, canonicalize=False, validate=do_validate,
-                        keepalive=keepalive, path=os.path.abspath(p), column=column)
-        except ValueError as exc:
-            raise ValueError(f"{p!r} column {column!r}: {exc}") from None
+        self._setup(offsets, values, n_labels, canonicalize=canonicalize, keepalive=keepalive,
+                    path=os.path.abspath(p), column=column, where=where,
+                    fingerprint=fingerprint)
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -577,8 +549,8 @@ class LabelMatrix:
 
     def __reduce__(self):
         if self._path is not None:
-            return (_reopen, (self._path, self._column))
-        return (_from_trusted_arrays,
+            return (_reopen, (self._path, self._column, self._n_labels, self._fingerprint))
+        return (_from_arrays,
                 (np.asarray(self._offsets), np.asarray(self._indices), self._n_labels))
 
     # ------------------------------------------------------------------ basic views
@@ -643,7 +615,7 @@ class LabelMatrix:
     def label_counts(self) -> np.ndarray:
         """Examples per label, int64[n_labels] (computed once, returned read-only)."""
         if self._counts is None:
-            self._counts = _readonly(K.count_labels(self._indices, self._n_labels))
+            self._counts = freeze(K.count_labels(self._indices, self._n_labels))
         return self._counts
 
     def prevalence(self) -> np.ndarray:
@@ -771,20 +743,37 @@ class LabelMatrix:
             prevalence_min=float(prev.min()) if L else 0.0,
             prevalence_max=float(prev.max()) if L else 0.0,
             label_count_quantiles={k: float(v) for k, v in zip(names, qv)},
-            ir_per_label=_readonly(ir), mean_ir=mean_ir, max_ir=max_ir, cvir=cvir,
+            ir_per_label=freeze(ir), mean_ir=mean_ir, max_ir=max_ir, cvir=cvir,
             scumble=scumble,
         )
 
 
-def _meta_n_labels(field: "pa.Field") -> int | None:
+def _meta_n_labels(field: "pa.Field", where: str = "") -> int | None:
+    """The ``longtail.n_labels`` field metadata (a hint, checked against the ids)."""
     meta = field.metadata or {}
     raw = meta.get(b"longtail.n_labels")
-    return int(raw) if raw is not None else None
+    if raw is None:
+        return None
+    try:
+        value = int(raw.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError(f"metadata longtail.n_labels{where} is not an integer: {raw!r} "
+                         "(pass n_labels= to override it)") from None
+    return check_n_labels(value, where=f" (metadata longtail.n_labels{where})")
 
 
-def _reopen(path: str, column: str) -> LabelMatrix:
-    return LabelMatrix.open(path, column, validate=False)
+def _reopen(path: str, column: str, n_labels: int | None = None,
+            fingerprint: tuple | None = None) -> LabelMatrix:
+    """Unpickle a memory-mapped matrix: re-open and re-check, refuse a changed file."""
+    if fingerprint is not None:
+        now = file_fingerprint(path) if os.path.exists(path) else None
+        if now != tuple(fingerprint):
+            raise ValueError(
+                f"{path!r} changed since this LabelMatrix was opened (size/mtime "
+                f"{tuple(fingerprint)} -> {now}); re-open it instead of unpickling")
+    return LabelMatrix.open(path, column, n_labels=n_labels)
 
 
-def _from_trusted_arrays(offsets: np.ndarray, indices: np.ndarray, n_labels: int) -> LabelMatrix:
-    return LabelMatrix._trusted(offsets, indices, n_labels)
+def _from_arrays(offsets: np.ndarray, indices: np.ndarray, n_labels: int) -> LabelMatrix:
+    # a pickle is only as trustworthy as its source: check again (one cheap pass)
+    return LabelMatrix(offsets, indices, n_labels)

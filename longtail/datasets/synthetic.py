@@ -171,6 +171,41 @@ def _make_sparse(p: dict[str, Any], seed: int, progress: Callable[[int], None] |
     return LongTailData(features, labels, dict(p, seed=seed), None)
 
 
+#: upper bounds that keep one bad number from asking for unbounded memory or time
+_INT_LIMITS = {"n_examples": 100_000_000, "n_labels": 2**31 - 1, "n_features": 1_000_000,
+               "n_latent": 100_000, "n_hidden": 100_000, "n_topics": 10_000_000}
+
+
+def _check_params(preset: str, params: dict[str, Any]) -> None:
+    """Validate merged preset parameters (type, range) before any work."""
+    kind = params["kind"]
+    if kind != PRESETS[preset]["kind"]:
+        raise ValueError(f"kind={kind!r} does not fit preset {preset!r} (a "
+                         f"{PRESETS[preset]['kind']!r} preset); choose a preset of that kind: "
+                         f"{sorted(k for k, v in PRESETS.items() if v['kind'] == kind) or '-'}")
+    for key, value in params.items():
+        if key == "kind":
+            continue
+        if key in _INT_LIMITS:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{key} must be an integer, got {value!r}")
+            if not 1 <= value <= _INT_LIMITS[key]:
+                raise ValueError(f"{key} must be in [1, {_INT_LIMITS[key]:,}], got {value!r}")
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise TypeError(f"{key} must be a number, got {value!r}")
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{key} must be a finite number > 0, got {value!r}")
+    if kind == "dense":
+        lo, hi = params["min_prevalence"], params["max_prevalence"]
+        if not lo <= hi < 1:
+            raise ValueError(f"need 0 < min_prevalence <= max_prevalence < 1, got "
+                             f"{lo!r}, {hi!r}")
+    if params["mean_labels"] > params["n_labels"]:
+        raise ValueError(f"mean_labels={params['mean_labels']!r} exceeds "
+                         f"n_labels={params['n_labels']!r}")
+
+
 def make_long_tail(
     preset: str = "small",
     *,
@@ -218,9 +253,7 @@ def make_long_tail(
     params.update(overrides)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    for key in ("n_examples", "n_labels", "n_features"):
-        if int(params[key]) < 1:
-            raise ValueError(f"{key} must be >= 1, got {params[key]!r}")
+    _check_params(preset, params)
     params["preset"] = preset
     if params["kind"] == "dense":
         return _make_dense(params, int(seed), progress)

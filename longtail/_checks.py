@@ -1,0 +1,267 @@
+"""The one place where CSR label arrays are checked before any Numba kernel sees them.
+
+Numba does not check bounds: a kernel that walks ``offsets`` and ``indices`` reads and
+writes wherever they point. Every CSR that enters longtail (a user's arrays, an Arrow or
+Parquet file, a memory-mapped IPC file whose metadata claims it is canonical, a duck-typed
+target of :mod:`longtail.metrics`) goes through :func:`check_csr` first, which checks, in
+this order and before touching ``indices`` through ``offsets``:
+
+1. ``offsets``: integer, 1-D, at least one entry, ``offsets[0] == 0``, non-decreasing
+   ("offsets decrease at row r"), ``offsets[-1] == len(indices)``;
+2. ``indices``: integer, every id in ``[0, n_labels)`` (one vectorised min/max pass; the
+   first bad id is reported with its row), checked *before* any cast that could wrap;
+3. optionally, sorted and unique ids within each row (a kernel, safe after 1 and 2).
+
+The arrays it returns are owned and frozen (:func:`freeze`): C-contiguous, ``int64`` /
+``int32`` and read-only in a way that cannot be undone by setting ``flags.writeable``, so
+a caller who mutates the array they passed in cannot reach what a kernel reads.
+
+Example
+-------
+>>> import numpy as np
+>>> off, idx, n_labels = check_csr(np.array([0, 2, 3]), np.array([0, 4, 1]), 5)
+>>> off.dtype, idx.dtype, idx.flags.writeable
+(dtype('int64'), dtype('int32'), False)
+>>> check_csr(np.array([0, 5, 3]), np.array([0, 1, 2]), n_labels=3)
+Traceback (most recent call last):
+...
+ValueError: offsets decrease at row 1 (offsets[1]=5 > offsets[2]=3)
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def is_immutable(a: np.ndarray) -> bool:
+    """True if no one can write to ``a``'s memory through numpy (a frozen or Arrow view).
+
+    A read-only view of a writable array is *not* immutable: its base can still be
+    written, or the flag turned back on. The test asks numpy to make a fresh view
+    writeable, which it refuses exactly when some base in the chain is read-only memory
+    (an Arrow buffer, a read-only memory map, ``bytes``, a read-only memoryview).
+
+    Example
+    -------
+    >>> a = np.zeros(3); v = a.view(); v.flags.writeable = False
+    >>> is_immutable(v), is_immutable(freeze(a.copy()))
+    (False, True)
+    """
+    if a.flags.writeable:
+        return False
+    probe = a.view()
+    try:
+        probe.flags.writeable = True
+    except ValueError:
+        return True
+    return False
+
+
+def freeze(a: np.ndarray) -> np.ndarray:
+    """``a`` (which the caller owns and gives away) as an array that stays read-only.
+
+    The result views ``a``'s memory through a read-only ``memoryview``; numpy refuses to
+    set ``flags.writeable = True`` on it. Kernels see the same type as any read-only
+    array (no new Numba specialization). Already-immutable arrays are returned as they are.
+
+    Example
+    -------
+    >>> f = freeze(np.arange(3))
+    >>> f.flags.writeable = True
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot set WRITEABLE flag to True of this array
+    """
+    if is_immutable(a):
+        return a
+    a = np.ascontiguousarray(a)
+    return np.frombuffer(memoryview(a.reshape(-1)).toreadonly(), dtype=a.dtype).reshape(a.shape)
+
+
+def own(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """A frozen C-contiguous ``dtype`` array equal to ``a``: copied unless immutable already.
+
+    Example
+    -------
+    >>> src = np.array([1, 2]); o = own(src, np.int64); src[0] = 9; int(o[0])
+    1
+    """
+    if a.dtype == dtype and a.flags.c_contiguous and is_immutable(a):
+        return a
+    return freeze(np.array(a, dtype=dtype, order="C", copy=True))
+
+
+def _integer_array(a: Any, name: str, where: str) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}{where} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        if arr.size == 0 and arr.dtype.kind in "fb":
+            return arr.astype(np.int64)
+        raise TypeError(f"{name}{where} must be integers, got dtype {arr.dtype}")
+    return arr
+
+
+def check_offsets(offsets: Any, n_values: int, *, where: str = "") -> np.ndarray:
+    """Validate CSR row pointers against ``n_values`` entries; return them as int64.
+
+    Checks, in order: integer 1-D with at least 2 entries (one row), no value beyond
+    int64, ``offsets[0] == 0``, non-decreasing, ``offsets[-1] == n_values``. The array
+    is returned as given when already int64 (not copied, not frozen).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the first bad row, e.g. ``offsets decrease at row 3``.
+
+    Example
+    -------
+    >>> check_offsets([0, 1, 1, 3], 3).tolist()
+    [0, 1, 1, 3]
+    """
+    off = _integer_array(offsets, "offsets", where)
+    if off.size < 2:
+        raise ValueError(f"offsets{where} must have at least 2 entries (one row), "
+                         f"got {off.size}")
+    if off.dtype.kind == "u" and off.dtype.itemsize == 8 and int(off.max()) > _INT64_MAX:
+        p = int(np.flatnonzero(off > _INT64_MAX)[0])
+        raise ValueError(f"offsets{where}[{p}]={int(off[p])} is beyond the int64 range")
+    if off.dtype != np.int64:
+        off = off.astype(np.int64)
+    if off[0] != 0:
+        raise ValueError(f"offsets{where} must start at 0, got offsets[0]={int(off[0])}")
+    steps = np.diff(off)
+    if steps.size and steps.min() < 0:
+        r = int(np.flatnonzero(steps < 0)[0])
+        raise ValueError(f"offsets{where} decrease at row {r} "
+                         f"(offsets[{r}]={int(off[r])} > offsets[{r + 1}]={int(off[r + 1])})")
+    if int(off[-1]) != int(n_values):
+        raise ValueError(f"offsets{where} must end at len(indices)={int(n_values)}, "
+                         f"got offsets[-1]={int(off[-1])}")
+    return off
+
+
+def row_of(offsets: np.ndarray, position: int) -> int:
+    """Row of a (checked) CSR that holds flat position ``position``.
+
+    Example
+    -------
+    >>> row_of(np.array([0, 2, 2, 5]), 3)
+    2
+    """
+    return int(np.searchsorted(offsets, position, side="right") - 1)
+
+
+def check_label_ids(indices: Any, offsets: np.ndarray, n_labels: int | None, *,
+                    where: str = "") -> tuple[np.ndarray, int]:
+    """Validate label ids (after :func:`check_offsets`): integers in ``[0, n_labels)``.
+
+    Without ``n_labels`` the width is ``max id + 1`` (ids must still fit int32). Returns
+    ``(indices as int32, n_labels)``; the range is checked on the original dtype, so
+    nothing wraps (a uint64 ``2**64 - 5`` is reported as itself, not as ``-5``).
+
+    Example
+    -------
+    >>> idx, L = check_label_ids(np.array([3, 1], np.uint64), np.array([0, 2]), None)
+    >>> idx.dtype, L
+    (dtype('int32'), 4)
+    """
+    idx = _integer_array(indices, "label ids", where)
+    n_labels = check_n_labels(n_labels, where=where)
+    limit = _INT32_MAX + 1 if n_labels is None else n_labels
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= limit:
+            bad = idx < 0 if lo < 0 else idx >= limit
+            p = int(np.flatnonzero(bad)[0])
+            v, r = int(idx[p]), row_of(offsets, p)
+            if v < 0:
+                raise ValueError(f"negative label id {v} in row {r}{where}")
+            if n_labels is not None:
+                raise ValueError(f"label id {v} >= n_labels={n_labels} in row {r}{where}")
+            raise ValueError(f"label id {v} beyond the int32 range in row {r}{where}")
+        if n_labels is None:
+            n_labels = hi + 1
+    elif n_labels is None:
+        n_labels = 0
+    if idx.dtype != np.int32:
+        idx = idx.astype(np.int32)
+    return idx, n_labels
+
+
+def check_n_labels(n_labels: Any, *, where: str = "") -> int | None:
+    """``None`` or an integer in ``[0, 2**31 - 1]``; anything else is a clear error.
+
+    Example
+    -------
+    >>> check_n_labels(np.int64(7))
+    7
+    """
+    if n_labels is None:
+        return None
+    if isinstance(n_labels, (bool, np.bool_)):
+        raise TypeError(f"n_labels{where} must be an integer, got {n_labels!r}")
+    try:
+        value = operator.index(n_labels)
+    except TypeError:
+        if isinstance(n_labels, float) and n_labels.is_integer():
+            value = int(n_labels)
+        else:
+            raise TypeError(f"n_labels{where} must be an integer, got {n_labels!r} "
+                            f"({type(n_labels).__name__})") from None
+    if value < 0:
+        raise ValueError(f"n_labels{where} must be >= 0, got {value}")
+    if value > _INT32_MAX:
+        raise ValueError(f"n_labels{where}={value} exceeds the int32 label-id range")
+    return int(value)
+
+
+def check_csr(offsets: Any, indices: Any, n_labels: int | None, *, where: str = "",
+              order: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validate a CSR label matrix and return ``(offsets, indices, n_labels)`` for kernels.
+
+    ``offsets`` come back int64 and ``indices`` int32, both C-contiguous and frozen
+    (:func:`own`: copied unless already immutable, e.g. Arrow memory). With ``order``
+    the ids of every row must also be sorted and unique.
+
+    Parameters
+    ----------
+    offsets, indices : array-like of integers
+        Row pointers and label ids.
+    n_labels : int or None
+        Width; ``None`` means ``max id + 1``.
+    where : str
+        Appended to messages to say what is checked (e.g. ``" of 'y.arrow'"``).
+    order : bool
+        Also require sorted, unique ids per row.
+
+    Example
+    -------
+    >>> check_csr([0, 2], [1, 1], 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: duplicate label id 1 in row 0; pass canonicalize=True to sort and deduplicate
+    """
+    from longtail.datasets import _kernels as K
+
+    idx_arr = _integer_array(indices, "label ids", where)
+    off = check_offsets(offsets, idx_arr.shape[0], where=where)
+    idx, n_labels = check_label_ids(idx_arr, off, n_labels, where=where)
+    off, idx = own(off, np.int64), own(idx, np.int32)
+    if order and idx.size:
+        code, row, pos = K.check_rows(off, idx, n_labels)
+        if code == K.UNSORTED:
+            raise ValueError(
+                f"label ids of row {row}{where} are not sorted (id {int(idx[pos])} after "
+                f"{int(idx[pos - 1])}); pass canonicalize=True to sort and deduplicate")
+        if code == K.DUPLICATE:
+            raise ValueError(f"duplicate label id {int(idx[pos])} in row {row}{where}; "
+                             "pass canonicalize=True to sort and deduplicate")
+        if code != K.OK:  # pragma: no cover - ranges and offsets were checked above
+            raise AssertionError((code, row, pos))
+    return off, idx, n_labels
