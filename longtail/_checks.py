@@ -173,7 +173,7 @@ def check_label_ids(indices: Any, offsets: np.ndarray, n_labels: int | None, *,
     """
     idx = _integer_array(indices, "label ids", where)
     n_labels = check_n_labels(n_labels, where=where)
-    limit = _INT32_MAX + 1 if n_labels is None else n_labels
+    limit = _INT32_MAX if n_labels is None else n_labels  # width max id + 1 fits int32
     if idx.size:
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= limit:
