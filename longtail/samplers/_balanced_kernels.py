@@ -19,11 +19,19 @@ def build_alias(weights):
 
     Returns ``(prob, alias)``: draw a column ``k`` uniformly, keep it with probability
     ``prob[k]``, else take ``alias[k]``. O(n); zero weights are never drawn.
+
+    The weights are first divided by their maximum, so the scale ``n / total`` is at most
+    ``n`` whatever their magnitude: subnormal weights (``5e-324``) cannot overflow it to
+    ``inf`` (which made ``0 * inf = NaN`` columns that drew zero-weight examples).
     """
     n = weights.shape[0]
+    wmax = 0.0
+    for i in range(n):
+        if weights[i] > wmax:
+            wmax = weights[i]
     total = 0.0
     for i in range(n):
-        total += weights[i]
+        total += weights[i] / wmax
     prob = np.empty(n, dtype=np.float64)
     alias = np.empty(n, dtype=np.int64)
     small = np.empty(n, dtype=np.int64)
@@ -32,7 +40,7 @@ def build_alias(weights):
     nl = 0
     scale = n / total
     for i in range(n):
-        prob[i] = weights[i] * scale
+        prob[i] = (weights[i] / wmax) * scale
         alias[i] = i
         if prob[i] < 1.0:
             small[ns] = i
@@ -56,11 +64,12 @@ def build_alias(weights):
         prob[large[k]] = 1.0
     for k in range(ns):
         i = small[k]
-        prob[i] = 1.0 if weights[i] > 0.0 else 0.0
+        # (weights that underflow to 0 once scaled count as zero: never drawn)
+        prob[i] = 1.0 if weights[i] / wmax > 0.0 else 0.0
         if prob[i] == 0.0:
             # a zero weight left unpaired (rounding): send it to any positive column
             for j in range(n):
-                if weights[j] > 0.0:
+                if weights[j] / wmax > 0.0:
                     alias[i] = j
                     break
     return prob, alias

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import itertools
 import operator
-from typing import Any, Iterator, Sequence
+import zlib
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -30,10 +31,54 @@ from torch.utils.data import Sampler
 from longtail._rng import derive_seed
 
 
+_MAX_SEED = 2**64
+_MAX_REPLICAS = 2**31 - 1
+_MAX_EPOCH = 2**63
+
+
+def _is_int(value: Any) -> bool:
+    """True for a Python or NumPy integer that is not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """An integer (not a bool, not a float) in ``[low, high]``, as a Python int.
+
+    Raises ``TypeError`` for a non-integer and ``ValueError`` for one out of range, both
+    naming ``name`` and the value.
+
+    Example
+    -------
+    >>> check_int("epoch", np.int64(3), 0)
+    3
+    >>> check_int("yielded", 1.7, 0)
+    Traceback (most recent call last):
+    ...
+    TypeError: yielded must be an integer, got 1.7 (float)
+    """
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        lo = "-inf" if low is None else str(low)
+        hi = "inf" if high is None else str(high)
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
+    return v
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``True`` or ``False`` (a NumPy bool too); anything else is a ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} "
+                        f"({type(value).__name__})")
+    return bool(value)
+
+
 def resolve_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
     """Fill ``num_replicas`` / ``rank`` from the initialised ``torch.distributed`` group.
 
-    Without an initialised group the defaults are one replica, rank 0.
+    Without an initialised group the defaults are one replica, rank 0. Both must be
+    integers (not floats, not bools): ``num_replicas >= 1``, ``0 <= rank < num_replicas``.
 
     Example
     -------
@@ -50,17 +95,20 @@ def resolve_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, i
             num_replicas = dist.get_world_size() if initialised else 1
         if rank is None:
             rank = dist.get_rank() if initialised else 0
-    if isinstance(num_replicas, bool) or int(num_replicas) != num_replicas or num_replicas < 1:
-        raise ValueError(f"num_replicas must be a positive integer, got {num_replicas!r}")
-    if isinstance(rank, bool) or int(rank) != rank or not 0 <= rank < num_replicas:
-        raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), got rank={rank!r}")
+    if not _is_int(num_replicas) or not 1 <= num_replicas <= _MAX_REPLICAS:
+        raise ValueError(f"num_replicas must be a positive integer (at most 2**31 - 1), "
+                         f"got {num_replicas!r}")
+    if not _is_int(rank) or not 0 <= rank < num_replicas:
+        raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), "
+                         f"got rank={rank!r}")
     return int(num_replicas), int(rank)
 
 
 def check_seed(seed: int) -> int:
-    """Validate a user seed (any Python int >= 0)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    """Validate a user seed: an integer in ``[0, 2**64)`` (seeds are 64-bit: a larger one
+    would silently give the stream of a smaller one)."""
+    if not _is_int(seed) or not 0 <= seed < _MAX_SEED:
+        raise ValueError(f"seed must be a non-negative integer below 2**64, got {seed!r}")
     return int(seed)
 
 
@@ -68,9 +116,87 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> in
     """Validate an integer argument that must be >= 1 (``num_samples``, ``batch_size``...)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+    if not _is_int(value) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable``), or ``None`` if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # pragma: no cover - psutil missing or failing
+        return None
+
+
+def check_memory(what: str, nbytes: float) -> None:
+    """Refuse, before allocating, work that cannot fit: ``nbytes`` beyond the int64 range
+    or beyond the memory available now. ``what`` says which argument asked for it.
+
+    Example
+    -------
+    >>> check_memory("num_samples=10", 80)
+    >>> check_memory("num_samples=10**30", 8e30)
+    Traceback (most recent call last):
+    ...
+    ValueError: num_samples=10**30 needs about 7.5e+21 GiB of memory: that cannot be allocated
+    """
+    nbytes = float(nbytes)
+    if not nbytes < 2.0 ** 62:
+        raise ValueError(f"{what} needs about {nbytes / 2**30:.2g} GiB of memory: that "
+                         "cannot be allocated")
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise ValueError(f"{what} needs about {nbytes / 2**30:.3g} GiB of memory, "
+                         f"{avail / 2**30:.3g} GiB are available")
+
+
+def crc_of(*arrays: np.ndarray) -> int:
+    """CRC-32 fingerprint of arrays' bytes, in order (part of a state signature)."""
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"), crc)
+    return int(crc)
+
+
+def labels_crc(labels: Any) -> int:
+    """Fingerprint of a LabelMatrix's content (shape and every label id)."""
+    head = np.array([len(labels), labels.n_labels, labels.nnz], dtype=np.int64)
+    return crc_of(head, labels.offsets, labels.indices)
+
+
+def state_value(state: Any, key: str, owner: str) -> Any:
+    """``state[key]``, or a ``ValueError`` naming the missing key (not a bare KeyError)."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"a {owner} state_dict must be a dict, got {type(state).__name__}")
+    if key not in state:
+        raise ValueError(f"state_dict has no {key!r}: not a {owner} state")
+    return state[key]
+
+
+def same_value(expected: Any, got: Any) -> bool:
+    """Strict equality of two plain state values (an int is not a bool, 1 is not 1.0,
+    arrays never equal a scalar)."""
+    if expected is None or isinstance(expected, (bool, np.bool_)):
+        return (got is None and expected is None) or (
+            isinstance(got, (bool, np.bool_)) and bool(got) == bool(expected))
+    if _is_int(expected):
+        return _is_int(got) and int(got) == int(expected)
+    if isinstance(expected, (float, np.floating)):
+        return (isinstance(got, (float, int, np.floating, np.integer))
+                and not isinstance(got, (bool, np.bool_)) and float(got) == float(expected))
+    if isinstance(expected, str):
+        return isinstance(got, str) and got == expected
+    return type(got) is type(expected) and got == expected  # pragma: no cover
 
 
 def shard(order: Sequence[Any] | np.ndarray, num_replicas: int, rank: int, drop_last: bool) -> list:
@@ -98,8 +224,9 @@ def shard(order: Sequence[Any] | np.ndarray, num_replicas: int, rank: int, drop_
         return order[rank:size:num_replicas].tolist()
     order = list(order)
     if size > total and total:
-        reps = -(-size // total)
-        order = (order * reps)[:size]
+        # padding wraps around; only this rank's positions are made (never the padded
+        # epoch of all ranks, which a large num_replicas would make huge)
+        return [order[p % total] for p in range(rank, size, num_replicas)]
     return order[rank:size:num_replicas]
 
 
@@ -168,7 +295,7 @@ class EpochSampler(Sampler):
     ) -> None:
         self.seed = check_seed(seed)
         self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
-        self.drop_last = bool(drop_last)
+        self.drop_last = check_bool("drop_last", drop_last)
         self.epoch = 0
         self._cached_epoch: int | None = None
         self._cached_shard: list | None = None
@@ -224,8 +351,8 @@ class EpochSampler(Sampler):
     # -- Sampler protocol ---------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order the next ``iter()`` produces (as DistributedSampler)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        if not _is_int(epoch) or not 0 <= epoch < _MAX_EPOCH:
+            raise ValueError(f"epoch must be a non-negative integer below 2**63, got {epoch!r}")
         if int(epoch) != self.epoch:
             self._resume_at = 0
         self.epoch = int(epoch)
@@ -271,22 +398,37 @@ class EpochSampler(Sampler):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume: the next ``iter()`` continues the saved epoch right after ``yielded``."""
-        expected = {"sampler": type(self).__name__, "seed": self.seed,
-                    "num_replicas": self.num_replicas}
+        """Resume: the next ``iter()`` continues the saved epoch right after ``yielded``.
+
+        A state is untrusted input: every field is checked (type, range, and the
+        signature -- sampler class, seed, number of replicas, dataset fingerprint and
+        parameters -- must match this sampler) before anything is applied, so on
+        ``ValueError`` / ``TypeError`` the sampler is unchanged. Extra keys are ignored.
+        """
+        owner = type(self).__name__
+        expected = {"sampler": owner, "seed": self.seed, "num_replicas": self.num_replicas}
         expected.update(self._signature())
         for key, value in expected.items():
-            if key not in state:
-                raise ValueError(f"state_dict has no {key!r}: not a {type(self).__name__} state")
-            if state[key] != value:
+            got = state_value(state, key, owner)
+            if not same_value(value, got):
                 raise ValueError(
-                    f"state_dict was saved with {key}={state[key]!r}, this "
-                    f"{type(self).__name__} has {key}={value!r}"
+                    f"state_dict was saved with {key}={got!r}, this {owner} has "
+                    f"{key}={value!r}"
                 )
-        self.set_epoch(int(state["epoch"]))
-        yielded = int(state["yielded"])
-        length = len(self._shard_for(self.epoch))
-        if not 0 <= yielded <= length:
-            raise ValueError(f"state_dict yielded={yielded} is outside [0, {length}]")
+        # the saved rank may differ (every rank's shard has the same length)
+        check_int("state_dict['rank']", state_value(state, "rank", owner), 0,
+                  self.num_replicas - 1)
+        epoch = check_int("state_dict['epoch']", state_value(state, "epoch", owner), 0,
+                          _MAX_EPOCH - 1)
+        yielded = check_int("state_dict['yielded']", state_value(state, "yielded", owner), 0)
+        if self._cached_epoch == epoch or self._global_length(epoch) is None:
+            length = len(self._shard_for(epoch))   # a pure function of the epoch
+        else:
+            length = shard_length(self._global_length(epoch), self.num_replicas,
+                                  self.drop_last)
+        if yielded > length:
+            raise ValueError(f"state_dict yielded={yielded} is outside [0, {length}] "
+                             f"(the length of epoch {epoch} on this rank)")
+        self.set_epoch(epoch)
         self._iterator = None
         self._resume_at = yielded

@@ -165,6 +165,8 @@ def tree_sample(tree, size, k, seed):
 # cache line, not four (steps are exact in float64 up to 2**53).
 PRIO = 0
 RAW = 1
+#: largest importance weight before normalisation (finite: a batch's sum stays finite)
+W_CAP = 1e300
 LAST = 2
 FLIGHT = 3
 
@@ -196,7 +198,8 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
     arrives or ``ring.shape[0] - 1`` further steps pass: the ring keeps each step's hard
     draws and ``ring_live`` how many of its marks are still up, so expiring a batch whose
     losses all came back costs nothing. Returns 1 when the hard source drew uniformly
-    (every priority 0).
+    (every priority 0). Importance weights are capped at ``W_CAP`` before normalising
+    (only reached when ``q`` underflows), so they are always finite.
     """
     bg = kh + kb + ku
     slots = ring.shape[0]
@@ -258,13 +261,20 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
             qj += fb * pb
             pt += tb * pb
         q[j] = qj
-        r = pt / qj
+        # q underflows to 0 only for a leaf ~1e-308 times the total (a drawn example
+        # always has q > 0 in exact arithmetic): cap the ratio instead of dividing by 0
+        if qj > 0.0:
+            r = pt / qj
+        else:
+            r = W_CAP if pt > 0.0 else 0.0
         if beta == 1.0:
             wj = r
         elif beta == 0.0:
             wj = 1.0
         else:
             wj = r ** beta
+        if not (wj <= W_CAP):   # overflow: a finite weight, so normalising cannot NaN
+            wj = W_CAP
         w[j] = wj
         wsum += wj
         if wj > wmax:
@@ -299,16 +309,15 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
         ring_step[slot] = step
         ring_live[slot] = 0
         fstep = np.float64(step)
-        fl = np.empty(kh, dtype=np.float64)
         pr = np.empty(kh, dtype=np.float64)
         for j in range(kh):  # loads only, so that all their cache misses overlap
-            i = idx[j]
-            fl[j] = ex[i, FLIGHT]
-            pr[j] = ex[i, PRIO]
+            pr[j] = ex[idx[j], PRIO]
         for j in range(kh):
             i = idx[j]
             ring[slot, j] = i
-            f = fl[j]
+            # re-read (the row is in cache now): an example drawn twice in this batch
+            # must count once, and its old slot must lose one live mark, not two
+            f = ex[i, FLIGHT]
             if f == fstep:  # drawn twice in this batch
                 continue
             if f >= 0.0:  # still in flight from an earlier step: move its mark here

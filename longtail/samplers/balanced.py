@@ -41,7 +41,12 @@ from longtail.datasets.index_batch import IndexBatch
 from longtail.datasets.label_matrix import LabelMatrix
 from longtail.samplers import _balanced_kernels as BK
 from longtail.samplers import _weights_kernels as WK
-from longtail.samplers._common import EpochSampler, check_positive_int
+from longtail.samplers._common import (
+    EpochSampler,
+    check_memory,
+    check_positive_int,
+    labels_crc,
+)
 from longtail.samplers.weights import check_weights, sample_weights
 
 __all__ = ["WeightedSampler", "RepeatFactorSampler", "ClassAwareSampler", "LabelledIndex",
@@ -96,11 +101,13 @@ class WeightedSampler(EpochSampler):
     def __init__(self, weights: Any, num_samples: int | None = None,
                  replacement: bool = True, *, seed: int = 0, num_replicas: int | None = None,
                  rank: int | None = None, drop_last: bool = False) -> None:
-        w = check_weights(weights, "weights")
+        w = check_weights(weights, "weights")   # an owned, frozen copy
         n = int(w.shape[0])
         m = n if num_samples is None else check_positive_int("num_samples", num_samples)
         if not isinstance(replacement, (bool, np.bool_)):
             raise ValueError(f"replacement must be True or False, got {replacement!r}")
+        # an epoch holds num_samples int64 indices (and, without replacement, n keys)
+        check_memory(f"num_samples={m:,}", 16.0 * m + (0 if replacement else 16.0 * n))
         if not replacement:
             positive = int(np.count_nonzero(w))
             if m > positive:
@@ -143,6 +150,23 @@ class WeightedSampler(EpochSampler):
 
 
 # ---------------------------------------------------------------------------- repeat factor
+def _check_epoch_bound(factors: np.ndarray) -> None:
+    """Refuse factors whose epochs cannot be built: an epoch has up to
+    ``sum(floor(r) + 1)`` int64 items (checked before any kernel allocates them)."""
+    with np.errstate(over="ignore"):
+        bound = float(np.sum(np.floor(factors))) + factors.shape[0]
+    if not bound < 2.0 ** 62:
+        pos = int(np.argmax(factors))
+        raise ValueError(f"factors give epochs of up to {bound:.3g} items (largest: "
+                         f"factors[{pos}] = {float(factors[pos])!r}): too many to build")
+    try:
+        check_memory(f"an epoch of up to {int(bound):,} items", 16.0 * bound)
+    except ValueError as err:
+        pos = int(np.argmax(factors))
+        raise ValueError(f"factors: {err} (largest: factors[{pos}] = "
+                         f"{float(factors[pos])!r})") from None
+
+
 class RepeatFactorSampler(EpochSampler):
     """Repeat-factor sampling (Gupta et al. 2019, LVIS; detectron2 semantics).
 
@@ -176,7 +200,9 @@ class RepeatFactorSampler(EpochSampler):
     def __init__(self, labels: Any, threshold: float, *, sqrt: bool = True, seed: int = 0,
                  num_replicas: int | None = None, rank: int | None = None,
                  drop_last: bool = False) -> None:
-        factors = sample_weights(labels, "repeat_factor", threshold=threshold, sqrt=sqrt)
+        factors = check_weights(sample_weights(labels, "repeat_factor", threshold=threshold,
+                                               sqrt=sqrt), "factors")
+        _check_epoch_bound(factors)
         self._init(factors, seed, num_replicas, rank, drop_last)
         self.threshold = float(threshold)
         self.sqrt = bool(sqrt)
@@ -196,7 +222,9 @@ class RepeatFactorSampler(EpochSampler):
         [0, 1, 1]
         """
         self = cls.__new__(cls)
-        self._init(check_weights(factors, "factors"), seed, num_replicas, rank, drop_last)
+        f = check_weights(factors, "factors")
+        _check_epoch_bound(f)
+        self._init(f, seed, num_replicas, rank, drop_last)
         self.threshold = None
         self.sqrt = None
         return self
@@ -205,10 +233,7 @@ class RepeatFactorSampler(EpochSampler):
               rank: int | None, drop_last: bool) -> None:
         EpochSampler.__init__(self, seed=seed, num_replicas=num_replicas, rank=rank,
                               drop_last=drop_last)
-        if factors.flags.writeable:
-            factors = factors.view()
-            factors.flags.writeable = False
-        self.factors = factors
+        self.factors = factors      # owned and frozen by check_weights
         self._crc = _crc(factors)
 
     def _global_order(self, epoch: int) -> np.ndarray:
@@ -370,6 +395,8 @@ class ClassAwareSampler(EpochSampler):
         k = check_positive_int("samples_per_label", samples_per_label)
         if not isinstance(return_labels, (bool, np.bool_)):
             raise ValueError(f"return_labels must be True or False, got {return_labels!r}")
+        # an epoch holds num_samples (index, label) int64 pairs, stacked once more
+        check_memory(f"num_samples={m:,}", 48.0 * m + 4.0 * y.nnz)
         counts = y.label_counts()
         present = counts > 0
         if class_weights is None:
@@ -397,12 +424,14 @@ class ClassAwareSampler(EpochSampler):
         else:
             self._prob, self._alias = np.ones(1), np.zeros(1, dtype=np.int64)
         self._crc = None if cw is None else _crc(cw)
+        self._labels_crc: int | None = None
 
     def _global_order(self, epoch: int) -> np.ndarray:
         t = self.labels.transpose()
         idx, lab = BK.class_aware_epoch(t.offsets, t.indices, self._classes, self._prob,
                                         self._alias, self.class_weights is not None,
-                                        self.num_samples, self.samples_per_label,
+                                        self.num_samples,
+                                        min(self.samples_per_label, self.num_samples),
                                         np.uint64(self._epoch_seed(epoch)))
         if self.return_labels:
             return np.stack([idx, lab], axis=1)
@@ -426,8 +455,11 @@ class ClassAwareSampler(EpochSampler):
         return self.num_samples
 
     def _signature(self) -> dict[str, Any]:
+        if self._labels_crc is None:
+            self._labels_crc = labels_crc(self.labels)
         return {"n": len(self.labels), "n_labels": self.labels.n_labels,
-                "nnz": self.labels.nnz, "num_samples": self.num_samples,
+                "nnz": self.labels.nnz, "labels_crc": self._labels_crc,
+                "num_samples": self.num_samples,
                 "samples_per_label": self.samples_per_label,
                 "return_labels": self.return_labels, "class_weights_crc": self._crc}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator, Literal, Mapping
 
 import numpy as np
 import torch
@@ -24,13 +24,26 @@ from torch.utils.data import Sampler
 from longtail._rng import derive_seed
 from longtail.datasets.index_batch import IndexBatch
 from longtail.samplers import _sumtree_kernels as _k
-from longtail.samplers._common import check_positive_int, check_seed, resolve_replicas
+from longtail._checks import freeze
+from longtail.samplers._common import (
+    check_int,
+    check_memory,
+    check_positive_int,
+    check_seed,
+    resolve_replicas,
+    same_value,
+    state_value,
+)
 from longtail.samplers.sumtree import _tree_size
 
 __all__ = ["HardExampleSampler"]
 
 _KINDS = {"loss": 0, "rank": 1, "percentile": 2}
 _NORMS = {"none": 0, "max": 1, "mean": 2}
+#: the reductions of longtail.losses.per_example_loss
+_REDUCTIONS = ("mean", "sum", "max", "balanced")
+#: steps are stored in float64 rows: exact below 2**53
+_MAX_STEP = 2**53
 _STREAM_DRAW = 0x48415244  # "HARD"
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 
@@ -77,12 +90,15 @@ def _check_real(name: str, value: Any, *, low: float, low_open: bool = False,
 
 
 def _check_array(name: str, values: Any, n: int, *, nonneg: bool) -> np.ndarray:
+    """A validated float64 ``[n]`` copy of ``values``, frozen (never the caller's array)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
     arr = np.asarray(values)
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"{name} must be a real array, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
     if arr.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    arr = np.array(arr, dtype=np.float64, order="C", copy=True)
     bad = ~np.isfinite(arr)
     if nonneg:
         bad |= arr < 0
@@ -90,7 +106,59 @@ def _check_array(name: str, values: Any, n: int, *, nonneg: bool) -> np.ndarray:
         pos = int(np.flatnonzero(bad)[0])
         what = "finite and >= 0" if nonneg else "finite"
         raise ValueError(f"{name} must be {what}; {name}[{pos}] = {arr[pos]!r}")
-    return arr
+    return freeze(arr)
+
+
+def _state_array(state: Mapping, key: str, shape: tuple | None, kind: str,
+                 ndim: int = 1) -> np.ndarray:
+    """``state[key]`` as a fresh float64 (``kind="f"``, finite) or int64 (``"i"``) array
+    of ``shape`` (or of ``ndim`` dimensions), else ``TypeError`` / ``ValueError`` naming
+    the key, the value and the first bad position."""
+    value = state_value(state, key, "HardExampleSampler")
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (str, bytes, Mapping)) or value is None:
+        raise TypeError(f"state_dict[{key!r}] must be an array, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise TypeError(f"state_dict[{key!r}] is not an array: {err}") from None
+    name = f"state_dict[{key!r}]"
+    ok = "fiu" if kind == "f" else "iu"
+    if arr.dtype.kind not in ok and not (arr.size == 0 and arr.dtype.kind == "f"):
+        raise TypeError(f"{name} must hold {'real numbers' if kind == 'f' else 'integers'}"
+                        f", got dtype {arr.dtype}")
+    if shape is not None and arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+    if shape is None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if kind == "i":
+        if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+            pos = int(np.flatnonzero(arr.reshape(-1) > np.iinfo(np.int64).max)[0])
+            raise ValueError(f"{name}: entry {pos} = {int(arr.reshape(-1)[pos])} is "
+                             "beyond the int64 range")
+        return np.array(arr, dtype=np.int64, order="C", copy=True)
+    out = np.array(arr, dtype=np.float64, order="C", copy=True)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        pos = int(np.flatnonzero(bad.reshape(-1))[0])
+        raise ValueError(f"{name} must be finite; entry {pos} is {out.reshape(-1)[pos]!r}")
+    return out
+
+
+def _check_range(name: str, arr: np.ndarray, low: float, high: float,
+                 allow: float | None = None) -> None:
+    """Every entry of ``arr`` in ``[low, high]`` (or equal to ``allow``)."""
+    if not arr.size:
+        return
+    bad = (arr < low) | (arr > high)
+    if allow is not None:
+        bad &= arr != allow
+    if bad.any():
+        pos = int(np.flatnonzero(bad.reshape(-1))[0])
+        also = "" if allow is None else f" (or {allow:g})"
+        raise ValueError(f"state_dict[{name!r}]: entry {pos} = {arr.reshape(-1)[pos]!r} is "
+                         f"outside [{low:g}, {high:g}]{also}")
 
 
 def _split_counts(total: int, fractions: list[float]) -> list[int]:
@@ -183,7 +251,13 @@ class HardExampleSampler(Sampler[IndexBatch]):
     updates the same way, which holds with the same DataLoader settings on every rank
     (the DataLoader advances the batch sampler at fixed points: ``num_workers *
     prefetch_factor`` batches at the start of an epoch, then one per batch returned).
-    :meth:`digest` gives a fingerprint of the tree to check.
+    :meth:`digest` gives a fingerprint of the tree to check. A layout that cannot keep
+    the replicas identical is an error, never a silent local update: with an
+    initialised group, ``num_replicas`` must be the group's size and ``rank`` this
+    process's rank (checked at construction, and again at each update in case the group
+    is initialised later); with ``num_replicas > 1`` and no group, :meth:`update`
+    raises unless ``gather=False`` says that the caller passes every rank's losses
+    itself. ``num_replicas=1`` is a local sampler (no communication, whatever the group).
 
     **Resume.** :meth:`state_dict` holds the priorities, reported priorities and steps,
     in-flight marks, loss history, step, epoch and position in the epoch as plain numpy
@@ -303,16 +377,21 @@ class HardExampleSampler(Sampler[IndexBatch]):
                 or in_flight_timeout < 0:
             raise ValueError(f"in_flight_timeout must be an integer >= 0, got {in_flight_timeout!r}")
         self.in_flight_timeout = int(in_flight_timeout)
-        self.loss_reduction = str(loss_reduction)
+        if not isinstance(loss_reduction, str) or loss_reduction not in _REDUCTIONS:
+            raise ValueError(f"loss_reduction must be one of {list(_REDUCTIONS)}, got "
+                             f"{loss_reduction!r}")
+        self.loss_reduction = loss_reduction
+        self._check_group()   # a torch.distributed group that disagrees: say so now
 
         # sources
         h = _check_fraction("hard_fraction", hard_fraction)
         if base_weights is not None:
-            self._base = _check_array("base_weights", base_weights, self.n, nonneg=True)
-            if not self._base.sum() > 0:
+            base = _check_array("base_weights", base_weights, self.n, nonneg=True)
+            if not base.max() > 0:
                 raise ValueError("base_weights must not be all zero")
-            if not np.isfinite(self._base.sum()):
-                raise ValueError("base_weights sum to infinity: rescale them")
+            # only ratios matter: at max 1 neither tiny (subnormal) nor huge weights can
+            # underflow or overflow the base tree's sums
+            self._base = freeze(base / base.max())
             b = 1.0 - h if base_fraction is None else _check_fraction("base_fraction", base_fraction)
         else:
             self._base = None
@@ -351,11 +430,20 @@ class HardExampleSampler(Sampler[IndexBatch]):
         self._sweep_chunk = -(-self.n // max(1, epoch_len // 2))
 
         self._base_seed = np.uint64(derive_seed(self.seed, _STREAM_DRAW))
+        slots = self.in_flight_timeout + 1 if self.in_flight_timeout > 0 else 1
+        # per example: two trees (hard, base; 16 + 16 bytes), one 32-byte row; the ring
+        check_memory(f"n={self.n:,}, in_flight_timeout={self.in_flight_timeout:,}",
+                     72.0 * self.n + 32.0 * self.history
+                     + 8.0 * slots * (max(self._kh, 1) + 2) + 32.0 * self.global_batch)
         self._size = _tree_size(self.n)
         self._max_value = _FLOAT_MAX / (2 * self._size)
+        if self.priority == "percentile" and \
+                self.alpha * math.log1p(self.eps) > math.log(self._max_value):
+            raise ValueError(
+                f"priority='percentile' with eps={self.eps!r} and alpha={self.alpha!r} "
+                f"gives priorities up to (1 + eps) ** alpha, beyond {self._max_value:.3g} "
+                "(the sums would overflow): lower eps or alpha")
         if self._base is not None:
-            if self._base.max() > _FLOAT_MAX / (2 * self._size):
-                raise ValueError("base_weights are too large: rescale them")
             self._bsize = self._size
             self._btree = np.zeros(2 * self._bsize, dtype=np.float64)
             self._btree[self._bsize:self._bsize + self.n] = self._base
@@ -639,18 +727,32 @@ class HardExampleSampler(Sampler[IndexBatch]):
             mean over negatives weighed equally: recommended on dense label sets, where
             the mean is dominated by thousands of easy negatives).
         gather : bool, optional
-            All-gather from every rank first (default: when ``torch.distributed`` is
-            initialised with ``num_replicas`` ranks). Every rank must call ``update``
-            the same number of times.
+            All-gather from every rank first (default: when ``num_replicas > 1``, which
+            then needs an initialised ``torch.distributed`` group of ``num_replicas``
+            processes). Every rank must call ``update`` the same number of times.
+            ``gather=False`` applies the given indices and losses as they are: use it
+            only with the losses of *every* rank (gathered by yourself), else the
+            replicas' priorities diverge.
 
         Raises
         ------
         ValueError
-            Non-finite losses, out-of-range or non-integer indices, mismatched shapes.
-            Nothing is changed then (under DDP every rank raises, no rank applies).
+            Non-finite losses, out-of-range or non-integer indices, mismatched shapes;
+            ``num_replicas > 1`` (or ``gather=True``) without an initialised process
+            group, or a group whose size or rank disagrees with ``num_replicas`` /
+            ``rank``. Nothing is changed then (under DDP every rank raises, no rank
+            applies).
         """
-        if gather is None:
-            gather = self.num_replicas > 1 and self._dist_ready()
+        if gather is None or self.num_replicas == 1:
+            gather = self.num_replicas > 1   # one replica: gathering is the identity
+        if gather and not self._check_group():
+            raise ValueError(
+                f"update() must all-gather the losses of the {self.num_replicas} replicas "
+                f"(num_replicas={self.num_replicas}), but torch.distributed is not "
+                "initialised: applying this rank's losses alone would make the replicas' "
+                "priorities diverge. Initialise the process group before the first "
+                "update, or gather every rank's indices and losses yourself and pass them "
+                "all with gather=False.")
         try:
             idx, loss = self._prepare(indices, losses, to_host=not gather, targets=targets)
         except ValueError as err:
@@ -661,13 +763,37 @@ class HardExampleSampler(Sampler[IndexBatch]):
             idx, loss = self._gather(idx, loss)
         self._apply(idx, loss)
 
-    def _dist_ready(self) -> bool:
+    def _check_group(self) -> bool:
+        """True when ``torch.distributed`` is initialised and agrees with this sampler's
+        layout; ``ValueError`` when it is initialised and does not (so replicas cannot
+        silently diverge); False without a process group. A sampler with
+        ``num_replicas=1`` is local: it does not look at the group."""
         import torch.distributed as dist
 
-        return (dist.is_available() and dist.is_initialized()
-                and dist.get_world_size() == self.num_replicas)
+        if not (dist.is_available() and dist.is_initialized()):
+            return False
+        if self.num_replicas == 1:
+            return False
+        world, rank = dist.get_world_size(), dist.get_rank()
+        if world != self.num_replicas:
+            raise ValueError(
+                f"num_replicas={self.num_replicas} but the torch.distributed group has "
+                f"{world} process(es): update() all-gathers over the whole group, so "
+                f"every process must run one replica (pass num_replicas={world}, or leave "
+                "it None)")
+        if rank != self.rank:
+            raise ValueError(
+                f"rank={self.rank} but this process is rank {rank} of the "
+                "torch.distributed group: the replicas would draw overlapping slices "
+                f"(pass rank={rank}, or leave it None)")
+        return True
 
     def _apply(self, idx: np.ndarray, loss: np.ndarray) -> None:
+        idx = np.asarray(idx)
+        if idx.dtype.kind == "u" and idx.size and int(idx.max()) >= self.n:
+            # checked before the cast: a uint64 2**64 - 5 is reported as itself
+            pos = int(np.flatnonzero(idx >= self.n)[0])
+            raise ValueError(f"indices[{pos}] = {int(idx[pos])} is outside [0, {self.n})")
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         loss = np.ascontiguousarray(loss, dtype=np.float64)
         if not idx.flags.writeable:
@@ -738,69 +864,195 @@ class HardExampleSampler(Sampler[IndexBatch]):
         """Restore :meth:`state_dict`; the next batches are the ones the saved sampler
         would have drawn (given the same updates).
 
-        Raises ``ValueError`` when the state is not a ``HardExampleSampler`` state or was
-        saved for another ``n`` or ``priority`` kind. A state saved with another global
-        batch size keeps the priorities but lifts every in-flight mark.
+        A state is untrusted input (a file): every field is checked -- type, dtype,
+        shape, range, finiteness, and the consistency of the arrays with each other
+        (steps against ``step``, in-flight marks against the ring, loss history
+        against its cursor, running statistics against the reports) -- before anything
+        is applied, so the Numba kernels only ever see arrays whose invariants hold, and
+        on error the sampler is unchanged.
+
+        Raises
+        ------
+        TypeError
+            A field of the wrong type (``yielded=1.7``, a string array...).
+        ValueError
+            A missing key (named), a value out of range or inconsistent, NaN or
+            infinity, or a state that is not a ``HardExampleSampler`` state or was saved
+            for another ``n``, ``priority``, ``seed`` or ``history``. A state saved with
+            another global batch size keeps the priorities but lifts every in-flight
+            mark (and restarts the epoch if its position is past this epoch's end).
         """
-        if not isinstance(state, dict) or state.get("sampler") != type(self).__name__:
-            raise ValueError("state_dict is not a HardExampleSampler state")
-        for key in ("n", "priority"):
-            if state.get(key) != getattr(self, key):
+        owner = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise TypeError(f"a {owner} state_dict must be a dict, got {type(state).__name__}")
+        if not same_value(owner, state_value(state, "sampler", owner)):
+            raise ValueError(f"state_dict is not a {owner} state "
+                             f"(sampler={state.get('sampler')!r})")
+        for key in ("n", "priority", "seed"):
+            got = state_value(state, key, owner)
+            if not same_value(getattr(self, key), got):
                 raise ValueError(
-                    f"state_dict was saved with {key}={state.get(key)!r}, this sampler has "
+                    f"state_dict was saved with {key}={got!r}, this sampler has "
                     f"{key}={getattr(self, key)!r}"
                 )
-        n = self.n
-        arrays = {}
-        for key, dtype in (("prio", np.float64), ("raw", np.float64), ("last", np.int64),
-                           ("flight", np.int64)):
-            arr = np.array(state[key], dtype=dtype)
-            if arr.shape != (n,):
-                raise ValueError(f"state_dict[{key!r}] has shape {arr.shape}, expected ({n},)")
-            arrays[key] = arr
-        if not (np.isfinite(arrays["prio"]).all() and (arrays["prio"] >= 0).all()
-                and (arrays["prio"] <= self._max_value).all()):
-            raise ValueError("state_dict['prio'] must be finite and >= 0")
-        hist = np.array(state["hist"], dtype=np.float64)
-        hstate = np.array(state["hstate"], dtype=np.int64)
-        if hist.shape != (self.history,) or hstate.shape != (5,):
+        n, h = self.n, self.history
+        saved_replicas = check_int("state_dict['num_replicas']",
+                                   state_value(state, "num_replicas", owner), 1)
+        check_int("state_dict['rank']", state_value(state, "rank", owner), 0,
+                  saved_replicas - 1)
+        global_batch = check_int("state_dict['global_batch']",
+                                 state_value(state, "global_batch", owner), 1)
+        epoch = check_int("state_dict['epoch']", state_value(state, "epoch", owner), 0,
+                          2**63 - 1)
+        yielded = check_int("state_dict['yielded']", state_value(state, "yielded", owner), 0)
+        step = check_int("state_dict['step']", state_value(state, "step", owner), 0,
+                         _MAX_STEP - 1)
+        same_batch = global_batch == self.global_batch
+        if same_batch and yielded > len(self):
+            raise ValueError(f"state_dict['yielded']={yielded} is outside [0, {len(self)}] "
+                             "(batches per epoch)")
+        sweep_pos = check_int("state_dict['sweep_pos']", state_value(state, "sweep_pos", owner),
+                              0, n - 1)
+
+        # per-example arrays
+        prio = _state_array(state, "prio", (n,), "f")
+        raw = _state_array(state, "raw", (n,), "f")
+        _check_range("prio", prio, 0.0, self._max_value)
+        _check_range("raw", raw, 0.0, self._max_value)
+        last = _state_array(state, "last", (n,), "i")
+        _check_range("last", last, 0, step, allow=-1)
+        flight = _state_array(state, "flight", (n,), "i")
+        _check_range("flight", flight, 0, step - 1, allow=-1)
+
+        # running statistics: [max reported priority, mean, reports, updates]
+        stats = _state_array(state, "stats", (4,), "f")
+        _check_range("stats", stats[:2], 0.0, self._max_value)
+        _check_range("stats", stats[2:], 0.0, float(_MAX_STEP))
+        if np.any(stats[2:] != np.floor(stats[2:])):
+            raise ValueError(f"state_dict['stats'] counts must be whole numbers, got "
+                             f"{stats[2:].tolist()}")
+        reported = last >= 0
+        n_reported = int(np.count_nonzero(reported))
+        if (stats[3] == 0) != (n_reported == 0):
+            raise ValueError(f"state_dict is inconsistent: {int(stats[3])} updates applied "
+                             f"(stats[3]) but {n_reported} examples reported ('last')")
+        if stats[2] < n_reported:
+            raise ValueError(f"state_dict is inconsistent: {int(stats[2])} reports "
+                             f"(stats[2]) but {n_reported} examples reported ('last')")
+        if n_reported and float(raw[reported].max()) > stats[0]:
+            pos = int(np.flatnonzero(reported & (raw > stats[0]))[0])
+            raise ValueError(f"state_dict is inconsistent: raw[{pos}] = {raw[pos]!r} is "
+                             f"above the largest reported priority stats[0] = {stats[0]!r}")
+
+        # loss history: [write position, count, new since refresh, refresh every,
+        # snapshot length]
+        hist = _state_array(state, "hist", None, "f")
+        if hist.shape != (h,):
             raise ValueError(
                 f"state_dict was saved with history={hist.shape[0]}, this sampler has "
-                f"history={self.history}"
+                f"history={h}"
             )
+        ref = _state_array(state, "ref", (h,), "f")
+        hstate = _state_array(state, "hstate", (5,), "i")
+        pos_w, count, new, every, length = (int(x) for x in hstate)
+        expected_every = max(1, h // 4)
+        if not (0 <= count <= h and 0 <= pos_w < h and every == expected_every
+                and 0 <= new < every and 0 <= length <= count
+                and (count == h or pos_w == count)):
+            raise ValueError(
+                f"state_dict['hstate'] = {hstate.tolist()} is inconsistent with history={h} "
+                f"(expected [write position < {h}, count <= {h}, new since refresh < "
+                f"{expected_every}, {expected_every}, snapshot length <= count])")
+        if length > 1 and np.any(np.diff(ref[:length]) < 0):
+            pos = int(np.flatnonzero(np.diff(ref[:length]) < 0)[0]) + 1
+            raise ValueError(f"state_dict['ref'] must be sorted over its first {length} "
+                             f"entries; ref[{pos}] = {ref[pos]!r} < ref[{pos - 1}]")
+
+        # in-flight marks and their ring: [slots, hard draws per step]
+        ring = _state_array(state, "ring", None, "i", ndim=2)
+        ring_step = _state_array(state, "ring_step", None, "i")
+        ring_live = _state_array(state, "ring_live", None, "i")
+        if ring_step.shape != (ring.shape[0],) or ring_live.shape != (ring.shape[0],):
+            raise ValueError(
+                f"state_dict ring arrays disagree: ring {ring.shape}, ring_step "
+                f"{ring_step.shape}, ring_live {ring_live.shape}")
+        _check_range("ring_live", ring_live, 0, n)
+        keep_marks = same_batch and ring.shape == self._ring.shape
+        if keep_marks:
+            # the live-mark counts are derived data: recomputed, not trusted (states
+            # saved before a counting fix may hold too many)
+            ring_live = self._check_marks(ring, ring_step, flight, step)
+        if not same_batch and not 0 <= yielded <= len(self):
+            yielded = 0
+
+        # everything checked: apply
         ex = np.empty((n, 4), dtype=np.float64)
-        ex[:, _k.PRIO] = arrays["prio"]
-        ex[:, _k.RAW] = arrays["raw"]
-        ex[:, _k.LAST] = arrays["last"]
-        ex[:, _k.FLIGHT] = arrays["flight"]
-        self._ex = ex
-        self._hist = hist
-        self._ref = np.array(state["ref"], dtype=np.float64)
-        self._hstate = hstate
-        self._stats = np.array(state["stats"], dtype=np.float64)
-        self._sweep = np.array([int(state["sweep_pos"]) % n, self._sweep_chunk], dtype=np.int64)
-        self._step = int(state["step"])
-        ring = np.array(state["ring"], dtype=np.int64)
-        ring_step = np.array(state["ring_step"], dtype=np.int64)
-        ring_live = np.array(state["ring_live"], dtype=np.int64)
-        if ring.shape == self._ring.shape and int(state["global_batch"]) == self.global_batch:
-            self._ring, self._ring_step, self._ring_live = ring, ring_step, ring_live
+        ex[:, _k.PRIO] = prio
+        ex[:, _k.RAW] = raw
+        ex[:, _k.LAST] = last
+        ex[:, _k.FLIGHT] = flight
+        if keep_marks:
+            new_ring = (ring, ring_step, ring_live)
         else:
             ex[:, _k.FLIGHT] = -1.0
-            self._ring[:] = 0
-            self._ring_step[:] = -1
-            self._ring_live[:] = 0
+            new_ring = (np.zeros_like(self._ring), np.full_like(self._ring_step, -1),
+                        np.zeros_like(self._ring_live))
         factor = self.in_flight_factor
         leaves = np.where(ex[:, _k.FLIGHT] >= 0, ex[:, _k.PRIO] * factor, ex[:, _k.PRIO])
-        self._tree[:] = 0.0
-        self._tree[self._size:self._size + n] = leaves
-        _k.tree_build(self._tree, self._size)
-        self.epoch = int(state["epoch"])
-        yielded = int(state["yielded"])
-        if not 0 <= yielded <= len(self):
-            yielded = 0
+        tree = np.zeros_like(self._tree)
+        tree[self._size:self._size + n] = leaves
+        _k.tree_build(tree, self._size)
+        self._ex = ex
+        self._tree = tree
+        self._ring, self._ring_step, self._ring_live = new_ring
+        self._hist, self._ref, self._hstate = hist, ref, hstate
+        self._stats = stats
+        self._sweep = np.array([sweep_pos, self._sweep_chunk], dtype=np.int64)
+        self._step = step
+        self.epoch = epoch
         self._resume_at = yielded
         self._yielded = yielded
+
+    def _check_marks(self, ring: np.ndarray, ring_step: np.ndarray, flight: np.ndarray,
+                     step: int) -> np.ndarray:
+        """Check the invariants the draw kernel relies on (it reads ``ring`` rows as
+        example ids; a mark ``f`` lives in slot ``f % slots`` while that slot holds step
+        ``f``, among the last ``slots - 1`` steps, and its example is listed in the
+        slot's row) and return the live-mark count of every slot."""
+        n = self.n
+        slots = ring.shape[0]
+        _check_range("ring", ring, 0, n - 1)
+        live = ring_step >= 0
+        t = np.arange(slots)
+        bad = live & ((ring_step < step - slots + 1) | (ring_step > step - 1)
+                      | (ring_step % slots != t))
+        bad |= ring_step < -1
+        if bad.any():
+            p = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"state_dict['ring_step'][{p}] = {int(ring_step[p])} is not "
+                             f"one of the last {slots - 1} steps held by slot {p} "
+                             f"(step={step})")
+        marked = flight >= 0
+        counts = np.zeros(slots, dtype=np.int64)
+        if marked.any():
+            f = flight[marked]
+            slot = f % slots
+            wrong = ring_step[slot] != f
+            if wrong.any():
+                p = int(np.flatnonzero(marked)[int(np.flatnonzero(wrong)[0])])
+                raise ValueError(f"state_dict['flight'][{p}] = {int(flight[p])} has no "
+                                 f"live ring slot (ring_step[{int(flight[p]) % slots}] = "
+                                 f"{int(ring_step[int(flight[p]) % slots])})")
+            counts = np.bincount(slot, minlength=slots).astype(np.int64)
+        listed = np.zeros(n, dtype=bool)
+        for p in np.flatnonzero(counts > 0):
+            ids = ring[p, :self._kh]
+            listed[ids[flight[ids] == ring_step[p]]] = True
+        if np.any(listed != marked):
+            p = int(np.flatnonzero(listed != marked)[0])
+            raise ValueError(f"state_dict['flight'][{p}] = {int(flight[p])}: example {p} is "
+                             "not in the ring row of its step")
+        return counts
 
     def __repr__(self) -> str:
         f = self.fractions

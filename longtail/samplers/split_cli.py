@@ -8,9 +8,10 @@ Examples
     longtail split data.arrow --folds 5 --seed 1 -o folds.parquet
     longtail split data.parquet --fractions 0.8,0.2 --groups patient -o split.parquet
 
-The output has one row per example: ``index`` (int64) and ``part`` (``--fractions``, in
-the order given) or ``fold`` (``--folds``), int32. It is written to a temporary file and
-renamed into place; nothing is written when the input is bad. The quality report
+The output (a ``.parquet`` path) has one row per example: ``index`` (int64) and ``part``
+(``--fractions``, in the order given) or ``fold`` (``--folds``), int32. It is written to
+a temporary file and renamed into place; nothing is written when the input is bad, and
+the output may not be the input (symlinks and hard links included). The quality report
 (:func:`~longtail.stratification_report`) is printed.
 """
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from longtail.cli import CLIError, _check_output, load_labels
+from longtail.cli import CLIError, _check_output, _one_line, check_input, load_labels
+
+_FORMATS = (".parquet", ".pq")
 
 
 def add_parser(sub: Any) -> None:
@@ -52,35 +55,63 @@ def add_parser(sub: Any) -> None:
 
 
 def _parse_fractions(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise CLIError(f"--fractions must be comma-separated numbers, got {text!r}") from None
+    """``--fractions`` as floats; an error names the first bad item and its position."""
+    items = text.split(",")
+    if items and not items[-1].strip():
+        items = items[:-1]  # a trailing comma
+    out = []
+    for j, item in enumerate(items):
+        try:
+            f = float(item)
+        except ValueError:
+            raise CLIError(f"--fractions: item {j} ({item.strip()!r}) is not a number "
+                           f"(in {text!r})") from None
+        if not (np.isfinite(f) and f >= 0):
+            raise CLIError(f"--fractions: item {j} is {f}, fractions must be finite and "
+                           f">= 0 (in {text!r})")
+        out.append(f)
+    if len(out) < 2:
+        raise CLIError(f"--fractions must name at least 2 parts, got {text!r}")
+    return out
 
 
 def _read_column(path: str, column: str) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from longtail.datasets.io import check_input_file, column_of, open_ipc
+    from longtail.datasets.io import column_of, open_ipc
 
-    if path.lower().endswith((".parquet", ".pq")):
-        check_input_file(path)
-        names = pq.read_schema(path).names
-        if column not in names:
-            raise CLIError(f"{path!r} has no column {column!r} (columns: {names})")
-        col = pq.read_table(path, columns=[column]).column(0)
-    else:
-        p, data, _, _ = open_ipc(path)
-        try:
+    check_input(path)
+    with open(path, "rb") as f:
+        parquet = f.read(4) == b"PAR1"
+    try:
+        if parquet:
+            names = pq.read_schema(path).names
+            if column not in names:
+                raise CLIError(f"{path!r} has no column {column!r} (columns: {names})")
+            col = pq.read_table(path, columns=[column]).column(0)
+        else:
+            p, data, _, _ = open_ipc(path)
             col = column_of(data, column, p)
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        col.validate(full=True)
+    except CLIError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        msg = _one_line(exc)
+        raise CLIError(msg if repr(path) in msg else
+                       f"--groups: cannot read column {column!r} of {path!r}: {msg}") from None
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col, t = col.dictionary_decode(), t.value_type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
+            or pa.types.is_large_string(t) or pa.types.is_boolean(t)):
+        raise CLIError(f"--groups: {path!r} column {column!r} must hold one group id per "
+                       f"row (integers or strings), got {t}")
     if col.null_count:
         row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
-        raise CLIError(f"{path!r} column {column!r}: row {row} is null")
+        raise CLIError(f"--groups: {path!r} column {column!r}: row {row} is null")
     return col.to_numpy(zero_copy_only=False)
 
 
@@ -95,23 +126,36 @@ def _cmd_split(args: argparse.Namespace) -> int:
         stratification_report,
     )
 
-    _check_output(args.output, args.force)
     if (args.fractions is None) == (args.folds is None):
         raise CLIError("give one of --fractions or --folds (not both)" if args.fractions
                        else "give one of --fractions or --folds")
+    if not args.output.lower().endswith(_FORMATS):
+        raise CLIError(f"output {args.output!r} must end with .parquet (split writes "
+                       "Parquet)")
+    _check_output(args.output, args.force, inputs=[args.path])
+    # the parts' count is checked before anything of that size is built (--folds 10**9)
     if args.folds is not None:
         if args.folds < 2:
             raise CLIError(f"--folds must be >= 2, got {args.folds}")
-        fractions = [1.0 / args.folds] * args.folds
-        column = "fold"
+        n_parts = args.folds
     else:
         fractions = _parse_fractions(args.fractions)
         try:
             check_fractions(fractions)
         except ValueError as exc:
             raise CLIError(f"--fractions: {exc}") from None
-        column = "part"
+        n_parts = len(fractions)
     labels = load_labels(args.path, args.column)
+    if n_parts > len(labels):
+        what = f"--folds {args.folds}" if args.folds is not None else \
+            f"--fractions {args.fractions!r} ({n_parts} parts)"
+        raise CLIError(f"{what} is more than the number of examples in {args.path!r} "
+                       f"({len(labels):,} rows): every part needs at least one")
+    if args.folds is not None:
+        fractions = [1.0 / args.folds] * args.folds
+        column = "fold"
+    else:
+        column = "part"
     groups = _read_column(args.path, args.groups) if args.groups else None
     t0 = time.perf_counter()
     parts = iterative_stratification(labels, fractions, order=args.order, seed=args.seed,
@@ -120,7 +164,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
     report = stratification_report(labels, parts, fractions=fractions, seed=args.seed)
     table = pa.table({"index": pa.array(np.arange(len(parts), dtype=np.int64)),
                       column: pa.array(parts.astype(np.int32))})
-    with atomic_output(args.output, args.force) as tmp:
+    with atomic_output(args.output, args.force, inputs=[args.path]) as tmp:
         pq.write_table(table, tmp)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -31,6 +31,7 @@ Example
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -71,12 +72,15 @@ def _labels_of(y: Any, name: str = "y") -> Any:
     if isinstance(y, np.ndarray) and y.ndim == 1:
         if y.size and not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
             raise TypeError(f"a 1-D {name} must hold integer class ids, got dtype {y.dtype}")
-        ids = y.astype(np.int64)
-        if ids.size and ids.min() < 0:
-            raise ValueError(f"{name}: negative class id {int(ids.min())} at example "
-                             f"{int(np.argmin(ids))}")
-        return as_label_matrix(LabelMatrix(np.arange(ids.size + 1, dtype=np.int64),
-                                           ids.astype(np.int32),
+        # checked on the original dtype (a uint64 id is never read as a negative one)
+        if y.size and y.min() < 0:
+            raise ValueError(f"{name}: negative class id {int(y.min())} at example "
+                             f"{int(np.argmin(y))}")
+        # class ids are names: renumbered 0..C-1 in their order (the same parts, and
+        # one stray id such as 2**40 cannot ask for a label table of that size)
+        _, ids = np.unique(y, return_inverse=True)
+        ids = ids.reshape(-1).astype(np.int32)
+        return as_label_matrix(LabelMatrix(np.arange(ids.size + 1, dtype=np.int64), ids,
                                            int(ids.max()) + 1 if ids.size else 0), name)
     return as_label_matrix(y, name)
 
@@ -118,6 +122,38 @@ def seed_from(random_state: Any) -> int:
         return int(random_state.integers(0, 2**63 - 1))
     raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator, "
                      f"got {random_state!r}")
+
+
+def _check_random_state_arg(random_state: Any) -> None:
+    """Validate ``random_state`` at construction without drawing from it."""
+    if random_state is None or isinstance(random_state, (np.random.RandomState,
+                                                         np.random.Generator)):
+        return
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be >= 0, got {random_state!r}")
+        return
+    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator, "
+                     f"got {random_state!r}")
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_size_arg(name: str, v: Any) -> None:
+    """The part of the train/test size check that does not need n."""
+    if v is None:
+        return
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                             np.floating)):
+        raise ValueError(f"{name} must be a float in (0, 1) or an int in [1, n), got {v!r}")
+    if isinstance(v, (float, np.floating)) and not 0.0 < float(v) < 1.0:
+        raise ValueError(f"{name}={v!r} must be in (0, 1) as a fraction")
+    if isinstance(v, (int, np.integer)) and v < 1:
+        raise ValueError(f"{name}={v!r} must be >= 1 as a count")
 
 
 def _check_n_splits(n_splits: Any, name: str = "n_splits", minimum: int = 2) -> int:
@@ -208,7 +244,8 @@ class MultilabelStratifiedKFold:
     def __init__(self, n_splits: int = 5, shuffle: bool = True, random_state: Any = None,
                  order: int = 1, *, method: str = "balanced", compat: str | None = None) -> None:
         self.n_splits = _check_n_splits(n_splits)
-        self.shuffle = bool(shuffle)
+        self.shuffle = _check_bool("shuffle", shuffle)
+        _check_random_state_arg(random_state)
         self.random_state = random_state
         self.order = order
         self.method = method
@@ -282,6 +319,7 @@ class RepeatedMultilabelStratifiedKFold:
                  order: int = 1, *, method: str = "balanced", compat: str | None = None) -> None:
         self.n_splits = _check_n_splits(n_splits)
         self.n_repeats = _check_n_splits(n_repeats, "n_repeats", 1)
+        _check_random_state_arg(random_state)
         self.random_state = random_state
         self.order = order
         self.method = method
@@ -305,10 +343,11 @@ class RepeatedMultilabelStratifiedKFold:
             from longtail.samplers.stratification import _check_random_state
 
             rng: Any = _check_random_state(self.random_state)
-            states = [rng] * self.n_repeats
+            states: Iterator[Any] = itertools.repeat(rng, self.n_repeats)
         else:
             base = seed_from(self.random_state)
-            states = [derive_seed(base, rep) >> 1 for rep in range(self.n_repeats)]
+            # one seed per repetition, made when it is reached (never a list of n_repeats)
+            states = (derive_seed(base, rep) >> 1 for rep in range(self.n_repeats))
         lm = _labels_of(y)
         _check_X(X, len(lm))
         for state in states:
@@ -346,6 +385,9 @@ class MultilabelStratifiedShuffleSplit:
                  train_size: float | int | None = None, random_state: Any = None,
                  order: int = 1, *, method: str = "balanced", compat: str | None = None) -> None:
         self.n_splits = _check_n_splits(n_splits, "n_splits", 1)
+        _check_size_arg("test_size", test_size)
+        _check_size_arg("train_size", train_size)
+        _check_random_state_arg(random_state)
         self.test_size = test_size
         self.train_size = train_size
         self.random_state = random_state
@@ -461,6 +503,7 @@ def multilabel_train_test_split(
     >>> X_te.shape, Y_te.sum(0).tolist()
     ((2, 2), [1, 1])
     """
+    _check_bool("shuffle", shuffle)
     cv = MultilabelStratifiedShuffleSplit(1, test_size=test_size, train_size=train_size,
                                           random_state=random_state, order=order,
                                           method=method, compat=compat)

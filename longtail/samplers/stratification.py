@@ -129,6 +129,15 @@ def sizes_from_fractions(r: np.ndarray, n: int) -> np.ndarray:
     return sizes
 
 
+def _check_seed_arg(seed: Any) -> None:
+    """Validate a seed argument (an int >= 0, a RandomState or a Generator) without
+    drawing from it."""
+    if isinstance(seed, (np.random.RandomState, np.random.Generator)):
+        return
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
 def _seed_of(seed: Any) -> int:
     if isinstance(seed, np.random.RandomState):
         return int(seed.randint(0, 2**63 - 1, dtype=np.int64))
@@ -181,6 +190,46 @@ def _pair_units(lm: "LabelMatrix") -> tuple[np.ndarray, np.ndarray, int]:
     return _readonly(off), _readonly(inv.astype(np.int32).reshape(-1)), int(uniq.size)
 
 
+def _group_kind(x: Any) -> str:
+    """``"int"``, ``"float"``, ``"str"``, ``"bytes"``, ``"none"``, ``"nan"`` or ``"other"``."""
+    if x is None:
+        return "none"
+    if isinstance(x, (bool, np.bool_)):
+        return "other"
+    if isinstance(x, (int, np.integer)):
+        return "int"
+    if isinstance(x, (float, np.floating)):
+        return "nan" if x != x else "float"
+    if isinstance(x, str):
+        return "str"
+    if isinstance(x, bytes):
+        return "bytes"
+    return "other"
+
+
+def _check_object_groups(g: np.ndarray) -> None:
+    """Object group ids: no None, no NaN, one kind (numbers, or strings, or bytes);
+    the error names the first bad example."""
+    kinds = [_group_kind(x) for x in g.tolist()]
+    numeric = {"int", "float"}
+    first = None
+    for pos, kind in enumerate(kinds):
+        if kind == "none":
+            raise ValueError(f"groups: example {pos} has no group (None)")
+        if kind == "nan":
+            raise ValueError(f"groups: example {pos} has group NaN")
+        if kind == "other":
+            raise TypeError(f"groups must be ints or strings; example {pos} has group "
+                            f"{g[pos]!r} ({type(g[pos]).__name__})")
+        family = "number" if kind in numeric else kind
+        if first is None:
+            first = (family, pos)
+        elif family != first[0]:
+            raise TypeError(
+                f"groups mix kinds of ids: example {first[1]} has group {g[first[1]]!r} "
+                f"({first[0]}) but example {pos} has {g[pos]!r} ({family})")
+
+
 def _group_index(groups: Any, n: int) -> tuple[np.ndarray, int]:
     if hasattr(groups, "detach"):
         groups = groups.detach().cpu().numpy()
@@ -188,9 +237,9 @@ def _group_index(groups: Any, n: int) -> tuple[np.ndarray, int]:
     if g.ndim != 1 or g.shape[0] != n:
         raise ValueError(f"groups must be 1-D with one id per example ({n}), got shape {g.shape}")
     if g.dtype == object:
-        bad = np.flatnonzero(np.equal(g, None))
-        if bad.size:
-            raise ValueError(f"groups: example {int(bad[0])} has no group (None)")
+        _check_object_groups(g)
+    elif g.dtype.kind not in "iufUSbMm":
+        raise TypeError(f"groups must be ints or strings, got dtype {g.dtype}")
     if g.dtype.kind == "f" and np.isnan(g).any():
         raise ValueError(f"groups: example {int(np.flatnonzero(np.isnan(g))[0])} has group NaN")
     try:
@@ -295,11 +344,12 @@ def _check_random_state(random_state: Any) -> np.random.RandomState:
 
 def check_options(order: int, method: str, compat: str | None, groups: Any) -> None:
     """Validate ``order`` / ``method`` / ``compat`` and their combinations."""
-    if isinstance(order, bool) or order not in (1, 2):
+    if isinstance(order, (bool, np.bool_)) or not isinstance(order, (int, np.integer)) \
+            or order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}")
-    if method not in _METHODS:
+    if not isinstance(method, str) or method not in _METHODS:
         raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
-    if compat not in _COMPAT:
+    if compat is not None and (not isinstance(compat, str) or compat not in _COMPAT):
         raise ValueError(f"compat must be None or 'iterstrat', got {compat!r}")
     if compat is not None:
         if method != "sechidis":
@@ -375,6 +425,12 @@ def iterative_stratification(
         refine = default_refine(r)
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
         raise ValueError(f"refine must be an integer >= 0, got {refine!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    if compat is None:
+        _check_seed_arg(seed)
+    else:
+        _check_random_state(seed)    # validates, draws nothing
     lm = as_label_matrix(labels)
     if r.size > len(lm):
         raise ValueError(f"{r.size} parts is more than the number of examples ({len(lm)})")
@@ -386,8 +442,9 @@ def iterative_stratification(
     if compat is not None:
         return _compat_parts(lm, r, seed, shuffle)
     sizes = sizes_from_fractions(r, len(lm))
+    # a pass without a swap ends the refinement: more passes than 2**31 change nothing
     return _stratify(lm, r / r.sum(), sizes, order=order, seed=_seed_of(seed), method=method,
-                     groups=groups, shuffle=shuffle, refine=int(refine))
+                     groups=groups, shuffle=shuffle, refine=min(int(refine), 2**31))
 
 
 # ----------------------------------------------------------------------------- report
@@ -659,6 +716,18 @@ def stratification_report(
     >>> rep.split.ld, rep.split.ed, rep.split.flz
     (0.0, 0.0, 0)
     """
+    for name, value in (("max_pairs", max_pairs),
+                        ("max_pair_occurrences", max_pair_occurrences)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+                or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) \
+            or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if n_parts is not None and (isinstance(n_parts, (bool, np.bool_))
+                                or not isinstance(n_parts, (int, np.integer)) or n_parts < 1):
+        raise ValueError(f"n_parts must be a positive integer, got {n_parts!r}")
+    r = None if fractions is None else check_fractions(fractions)
     lm = as_label_matrix(labels)
     n = len(lm)
     if hasattr(parts, "detach"):
@@ -668,19 +737,30 @@ def stratification_report(
         raise ValueError(f"parts must have shape ({n},), got {p.shape}")
     if p.size and not np.issubdtype(p.dtype, np.integer):
         raise TypeError(f"parts must be integers, got dtype {p.dtype}")
+    # checked on the original dtype (a uint64 id is never read as a negative one)
     if p.min() < 0:
         raise ValueError(f"parts must be >= 0, got {int(p.min())} at example "
                          f"{int(np.argmin(p))}")
-    if fractions is not None:
-        r = check_fractions(fractions)
+    # more parts than examples leaves parts empty for sure: refused before any
+    # per-part array is allocated (one stray id 2**31 would ask for 16 GiB)
+    limit = max(n, 2) if r is None else max(n, 2, r.size)
+    if r is not None:
         k = r.size
     else:
         k = int(n_parts) if n_parts is not None else int(p.max()) + 1
+        if k > limit:
+            if n_parts is not None:
+                raise ValueError(f"n_parts={n_parts} is more than the number of "
+                                 f"examples ({n})")
+            pos = int(np.argmax(p))
+            raise ValueError(f"part id {int(p[pos])} at example {pos} is beyond the number "
+                             f"of examples ({n}): more parts than examples")
         r = np.full(k, 1.0 / k)
     if n_parts is not None and int(n_parts) != k:
         raise ValueError(f"n_parts={n_parts} but fractions name {k} parts")
     if p.max() >= k:
-        raise ValueError(f"part id {int(p.max())} >= number of parts {k}")
+        pos = int(np.argmax(p))
+        raise ValueError(f"part id {int(p[pos])} >= number of parts {k} at example {pos}")
     p32 = np.ascontiguousarray(p, dtype=np.int32)
     rng = np.random.default_rng(derive_seed(seed, 0x4D))
     p_rand = p32[rng.permutation(n)]

@@ -22,7 +22,7 @@ import numpy as np
 
 from longtail._rng import derive_seed
 from longtail.samplers import _stratification_kernels as K
-from longtail.samplers._common import EpochSampler, check_positive_int
+from longtail.samplers._common import EpochSampler, check_positive_int, labels_crc
 from longtail.samplers.stratification import _EMPTY_I32, as_label_matrix
 
 __all__ = ["StratifiedBatchSampler"]
@@ -96,12 +96,18 @@ class StratifiedBatchSampler(EpochSampler):
         self.labels = as_label_matrix(labels)
         n = len(self.labels)
         full, rest = divmod(n, self.batch_size)
-        sizes = [self.batch_size] * full + ([rest] if rest else [])
-        self._sizes = np.asarray(sizes, dtype=np.int64)
+        self._sizes = np.full(full + (1 if rest else 0), min(self.batch_size, max(n, 1)),
+                              dtype=np.int64)
+        if rest:
+            self._sizes[-1] = rest
         self._has_partial = bool(rest)
+        self._labels_crc: int | None = None
 
     def _signature(self) -> dict[str, Any]:
-        return {"n": len(self.labels), "batch_size": self.batch_size,
+        if self._labels_crc is None:
+            self._labels_crc = labels_crc(self.labels)
+        return {"n": len(self.labels), "n_labels": self.labels.n_labels,
+                "labels_crc": self._labels_crc, "batch_size": self.batch_size,
                 "drop_last": self.drop_last}
 
     def batches(self, epoch: int) -> list[np.ndarray]:

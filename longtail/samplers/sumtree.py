@@ -30,7 +30,14 @@ from numpy.typing import ArrayLike
 
 from longtail._rng import derive_seed
 from longtail.samplers import _sumtree_kernels as _k
-from longtail.samplers._common import check_positive_int, check_seed
+from longtail._checks import freeze
+from longtail.samplers._common import (
+    check_int,
+    check_memory,
+    check_positive_int,
+    check_seed,
+    state_value,
+)
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 
@@ -76,6 +83,7 @@ class SumTree:
 
     def __init__(self, capacity: int, values: ArrayLike | None = None, *, seed: int = 0) -> None:
         self.capacity = check_positive_int("capacity", capacity)
+        check_memory(f"capacity={self.capacity:,}", 32.0 * self.capacity + 32)
         self.size = _tree_size(self.capacity)
         self.max_value = _FLOAT_MAX / (2 * self.size)
         self._tree = np.zeros(2 * self.size, dtype=np.float64)
@@ -90,9 +98,9 @@ class SumTree:
         arr = np.asarray(values)
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
-        arr = np.ascontiguousarray(arr, dtype=np.float64)
         if arr.ndim != 1 or (length is not None and arr.shape[0] != length):
             raise ValueError(f"{name} must have shape ({length},), got {arr.shape}")
+        arr = np.ascontiguousarray(arr, dtype=np.float64)
         bad = ~(np.isfinite(arr) & (arr >= 0.0) & (arr <= self.max_value))
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
@@ -106,17 +114,17 @@ class SumTree:
         idx = np.asarray(indices)
         if idx.dtype.kind not in "iu" and not (idx.size == 0 and idx.dtype.kind == "f"):
             raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
         if idx.ndim != 1:
             raise ValueError(f"indices must be 1-D, got shape {idx.shape}")
-        if idx.size:
+        if idx.size and idx.dtype.kind in "iu":
+            # checked on the original dtype: a uint64 2**64 - 5 is reported as itself
             bad = (idx < 0) | (idx >= self.capacity)
             if bad.any():
                 pos = int(np.flatnonzero(bad)[0])
                 raise ValueError(
                     f"indices[{pos}] = {int(idx[pos])} is outside [0, {self.capacity})"
                 )
-        return idx
+        return np.ascontiguousarray(idx, dtype=np.int64)
 
     # -- reading -----------------------------------------------------------------------
     @property
@@ -126,10 +134,11 @@ class SumTree:
 
     @property
     def values(self) -> np.ndarray:
-        """A read-only view of the leaves, float64 ``[capacity]``."""
-        view = self._tree[self.size:self.size + self.capacity]
-        view.flags.writeable = False
-        return view
+        """A read-only view of the leaves, float64 ``[capacity]`` (it follows later
+        updates; ``flags.writeable = True`` raises: copy it to modify)."""
+        # a window on the tree through a read-only buffer: numpy refuses to make it
+        # writeable again (a plain read-only view could be switched back)
+        return freeze(self._tree)[self.size:self.size + self.capacity]
 
     def __len__(self) -> int:
         return self.capacity
@@ -173,7 +182,10 @@ class SumTree:
         that would land on a zero leaf, resolve to the nearest positive leaf on the left
         (the zero guard). Masses must be finite and >= 0.
         """
-        m = np.ascontiguousarray(mass, dtype=np.float64)
+        m = np.asarray(mass)
+        if m.dtype.kind not in "fiu" and not (m.size == 0 and m.dtype.kind == "b"):
+            raise TypeError(f"mass must be real numbers, got dtype {m.dtype}")
+        m = np.ascontiguousarray(m, dtype=np.float64)
         if m.ndim != 1:
             raise ValueError(f"mass must be 1-D, got shape {m.shape}")
         if m.size and not (np.isfinite(m).all() and (m >= 0).all()):
@@ -194,6 +206,7 @@ class SumTree:
             Draw from this seed instead of the tree's own ``(seed, call number)`` stream.
         """
         k = check_positive_int("k", k)
+        check_memory(f"k={k:,}", 16.0 * k)
         if not self.total > 0.0:
             raise ValueError("cannot sample: the tree is empty (total priority is 0)")
         if seed is None:
@@ -210,16 +223,30 @@ class SumTree:
                 "values": np.array(self.values)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` (the inner sums are rebuilt bitwise identical)."""
-        if state.get("capacity") != self.capacity:
+        """Restore :meth:`state_dict` (the inner sums are rebuilt bitwise identical).
+
+        Every field is checked before anything changes (on error the tree is as it was):
+        ``capacity`` must match, ``seed`` and ``draws`` be integers in range, ``values``
+        a real ``[capacity]`` array, finite, >= 0 and <= :attr:`max_value`.
+        """
+        capacity = state_value(state, "capacity", "SumTree")
+        if not (isinstance(capacity, (int, np.integer)) and not isinstance(capacity, bool)
+                and int(capacity) == self.capacity):
             raise ValueError(
-                f"state_dict has capacity={state.get('capacity')!r}, this tree has "
+                f"state_dict has capacity={capacity!r}, this tree has "
                 f"capacity={self.capacity}"
             )
-        self.set_all(state["values"])
-        self.seed = check_seed(state["seed"])
+        vals = self._check_values(state_value(state, "values", "SumTree"),
+                                  "state_dict['values']", self.capacity)
+        seed = check_seed(state_value(state, "seed", "SumTree"))
+        draws = check_int("state_dict['draws']", state_value(state, "draws", "SumTree"),
+                          0, 2**63 - 1)
+        self._tree[self.size:self.size + self.capacity] = vals
+        self._tree[self.size + self.capacity:] = 0.0
+        _k.tree_build(self._tree, self.size)
+        self.seed = seed
         self._base_seed = derive_seed(self.seed, 0x5EED7EE)
-        self._draws = int(state["draws"])
+        self._draws = draws
 
     def __repr__(self) -> str:
         return f"SumTree(capacity={self.capacity}, total={self.total!r})"

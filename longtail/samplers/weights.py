@@ -51,6 +51,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from longtail._checks import own
 from longtail.datasets.label_matrix import LabelMatrix
 from longtail.samplers import _weights_kernels as K
 
@@ -77,7 +78,11 @@ def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math
 
 def check_weights(weights: Any, name: str = "weights", n: int | None = None,
                   what: str = "example") -> np.ndarray:
-    """Validate per-item weights; return them as a read-only float64 C-contiguous array.
+    """Validate per-item weights; return them as an owned, frozen float64 C-contiguous array.
+
+    The result never aliases a writable input (it is a copy, read-only for good:
+    ``flags.writeable = True`` raises), so mutating the argument afterwards changes
+    nothing that was validated.
 
     Raises ``ValueError`` for a wrong shape or length, a NaN, infinite or negative entry
     (naming the first position) and for all-zero weights; ``TypeError`` for non-numbers.
@@ -104,10 +109,9 @@ def check_weights(weights: Any, name: str = "weights", n: int | None = None,
         raise ValueError(f"{name} has length {a.shape[0]}, expected {n} (one per {what})")
     if a.shape[0] == 0:
         raise ValueError(f"{name} is empty")
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
+    # own what is validated: a private copy (unless already immutable), frozen so that
+    # neither the caller nor a later ``flags.writeable = True`` can change it
+    a = own(a, np.float64)
     pos, code, total = K.first_bad_weight(a)
     if code:
         kind = {1: "NaN", 2: "infinite", 3: "negative"}[code]
@@ -493,8 +497,11 @@ def exposure_report(labels: Any, weights: Any, num_samples: int | None = None
             or num_samples <= 0:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
     num_samples = int(num_samples)
-    total = float(w.sum())
-    mass = K.label_mass(y.offsets, y.indices, w, y.n_labels)
+    # scale-free: at max 1, tiny (subnormal) weights cannot underflow the sums to 0 nor
+    # overflow num_samples / total (a NaN or inf report); only ratios matter
+    scaled = w / w.max()
+    total = float(scaled.sum())
+    mass = K.label_mass(y.offsets, y.indices, scaled, y.n_labels)
     expected = mass * (num_samples / total)
     counts = y.label_counts()
     uniform = counts * (num_samples / float(n))
@@ -512,15 +519,14 @@ def exposure_report(labels: Any, weights: Any, num_samples: int | None = None
 
     r, most, least = ratio(expected)
     r0, _, _ = ratio(uniform)
-    scaled = w / w.max()          # scale-free: no underflow of tiny weights squared
-    ess = float(scaled.sum()) ** 2 / float(np.dot(scaled, scaled))
+    ess = total ** 2 / float(np.dot(scaled, scaled))
     return ExposureReport(
         n_examples=n, n_labels=y.n_labels, num_samples=num_samples,
         expected_draws=expected, uniform_draws=uniform,
         exposure_ratio=r, uniform_ratio=r0, ess=ess, ess_fraction=ess / n,
         labels_without_examples=int(y.n_labels - np.count_nonzero(present)),
         zero_weight_examples=int(n - np.count_nonzero(w)),
-        max_weight_ratio=float(w.max() / (total / n)),
+        max_weight_ratio=float(1.0 / (total / n)),
         labels_per_example=float(y.nnz / n),
         most_exposed=most, least_exposed=least,
     )

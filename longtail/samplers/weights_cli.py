@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any
 
@@ -82,9 +81,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     out = args.output
     if not out.lower().endswith(_FORMATS):
         raise CLIError(f"output {out!r} must end with .npy or .parquet")
-    _check_output(out, args.force)
-    if os.path.abspath(out) == os.path.abspath(args.path):
-        raise CLIError("input and output are the same file")
+    _check_output(out, args.force, inputs=[args.path])
     params = {_PARAMS[k]: v for k, v in vars(args).items() if k in _PARAMS and v is not None}
     labels = load_labels(args.path, args.column)
     t0 = time.perf_counter()
@@ -98,9 +95,15 @@ def _cmd_weights(args: argparse.Namespace) -> int:
                 raise CLIError(f"--{key.replace('_', '-')} does not apply to "
                                f"--method {args.method}") from None
         raise
+    except ValueError as exc:  # name the option, not only the parameter
+        msg = str(exc)
+        for key in params:
+            if msg.startswith(key):
+                raise CLIError(f"--{key.replace('_', '-')}: {msg}") from None
+        raise
     elapsed = time.perf_counter() - t0
     report = exposure_report(labels, weights)
-    _write(out, weights, args.force)
+    _write(out, weights, args.force, inputs=[args.path])
     if args.json:
         print(json.dumps({"method": args.method, "params": params, "output": out,
                           "seconds": elapsed, **report.to_dict()}, indent=2))
@@ -114,10 +117,11 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(path: str, weights: np.ndarray, overwrite: bool) -> None:
+def _write(path: str, weights: np.ndarray, overwrite: bool,
+           inputs: tuple[str, ...] | list[str] = ()) -> None:
     from longtail.datasets.io import atomic_output
 
-    with atomic_output(path, overwrite) as tmp:
+    with atomic_output(path, overwrite, inputs=inputs) as tmp:
         if path.lower().endswith(".npy"):
             with open(tmp, "wb") as f:
                 np.save(f, weights)
