@@ -66,10 +66,10 @@ def first_nan(bits):
 
 
 # ---------------------------------------------------------------------------------
-# targets: dense 0/1 rows -> CSR, CSR -> CSC
+# targets: dense 0/1 rows -> CSR (CSR targets are checked by longtail._checks.check_csr)
 # ---------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def dense_nonzero(flat, words, head, n_cols, row0, counts, indices):
+def dense_nonzero(flat, words, head, n_cols, row0, counts, indices, ends):
     """Non-zeros of a row-major [r, n_cols] chunk of 0/1 bytes, 8 bytes at a time.
 
     ``flat`` is the chunk's bytes (each 0 or 1: the caller checked); ``words`` a uint64
@@ -77,7 +77,11 @@ def dense_nonzero(flat, words, head, n_cols, row0, counts, indices):
     ``indices`` empty, adds the number of ones of each row ``r`` to
     ``counts[row0 + r]`` (a branch-free byte sum per word); otherwise writes their
     column ids into ``indices`` at the cursors ``counts[row0 + r]``, advancing them
-    (``indices`` needs 8 slots of slack at its end: writes are branch-free too).
+    (``indices`` needs 8 slots of slack at its end: writes are branch-free too), and
+    never past ``ends[row0 + r + 1]`` (the row's end from the counting pass; +7 slack).
+
+    Returns -1, or in fill mode the first row whose ones differ from the count (the
+    bytes changed between the passes); nothing is written past the row's end then.
     """
     fill = indices.size > 0
     r = flat.size // n_cols
@@ -86,9 +90,12 @@ def dense_nonzero(flat, words, head, n_cols, row0, counts, indices):
         rs = i * n_cols
         re = rs + n_cols
         cur = counts[row0 + i]
+        end = ends[row0 + i + 1] if fill else 0
         p = rs
         while p < re and (p < head or (p - head) % 8 != 0 or (p - head) // 8 >= words.size):
             if fill:
+                if cur > end:
+                    return row0 + i
                 indices[cur] = p - rs
             cur += flat[p]
             p += 1
@@ -96,6 +103,8 @@ def dense_nonzero(flat, words, head, n_cols, row0, counts, indices):
             w = words[(p - head) >> 3]
             if fill:
                 if w != 0:
+                    if cur > end:
+                        return row0 + i
                     for q in range(8):
                         indices[cur] = p - rs + q
                         cur += np.int64((w >> np.uint64(8 * q)) & np.uint64(1))
@@ -104,10 +113,15 @@ def dense_nonzero(flat, words, head, n_cols, row0, counts, indices):
             p += 8
         while p < re:
             if fill:
+                if cur > end:
+                    return row0 + i
                 indices[cur] = p - rs
             cur += flat[p]
             p += 1
         counts[row0 + i] = cur
+        if fill and cur != end:
+            return row0 + i
+    return -1
 
 
 @njit(cache=True, nogil=True)
@@ -117,28 +131,6 @@ def label_counts(indices, n_labels):
     for t in range(indices.size):
         out[indices[t]] += 1
     return out
-
-
-@njit(cache=True, nogil=True)
-def check_csr(offsets, indices, n_labels):
-    """Return ``(row, position)`` of the first invalid CSR entry, or ``(-1, -1)``.
-
-    Invalid: offsets not non-decreasing, ids out of ``[0, n_labels)``, or not strictly
-    increasing inside a row.
-    """
-    n = offsets.size - 1
-    for i in range(n):
-        a = offsets[i]
-        b = offsets[i + 1]
-        if b < a:
-            return i, a
-        prev = -1
-        for t in range(a, b):
-            v = np.int64(indices[t])
-            if v < 0 or v >= n_labels or v <= prev:
-                return i, t
-            prev = v
-    return -1, -1
 
 
 # ---------------------------------------------------------------------------------

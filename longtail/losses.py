@@ -15,6 +15,11 @@ Every loss takes ``logits [B, C]`` and multi-hot ``targets [B, C]`` (values in
   (on a GPU this costs a host-device synchronisation per call; shapes are always
   checked).
 
+Checks: every hyper-parameter (``gamma``, ``alpha``, ``clip``, ``tau``, ...) must be a
+finite real number in its range, checked at each call and when a module is built
+(TypeError/ValueError naming it). NaN or inf *logits* are not checked (that would cost a
+host-device synchronisation per step on a GPU): they propagate to the loss as in torch.
+
 Numerics: the computation runs in float32 (float64 inputs stay float64) with autocast
 disabled inside, from ``logsigmoid``/``softplus`` forms, so fp16/bf16 logits under
 autocast and logits of +-100 give finite, exact-to-float32 losses and gradients. The
@@ -42,6 +47,7 @@ import math
 import numbers
 from typing import Any, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -65,6 +71,7 @@ TensorLike = Union[Tensor, Sequence[float], float, Any]
 
 _REDUCTIONS = ("none", "sample", "mean", "sum")
 _SAMPLE_REDUCTIONS = ("mean", "sum", "max", "balanced")
+_F32_MAX = float(torch.finfo(torch.float32).max)
 
 
 # ---------------------------------------------------------------------------------
@@ -85,11 +92,82 @@ def _first_bad(mask: Tensor) -> tuple[int, ...]:
 
 
 def _check_reduction(reduction: str, sample_reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if sample_reduction not in _SAMPLE_REDUCTIONS:
+    if not isinstance(sample_reduction, str) or sample_reduction not in _SAMPLE_REDUCTIONS:
         raise ValueError(
             f"sample_reduction must be one of {_SAMPLE_REDUCTIONS}, got {sample_reduction!r}")
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _real(value: Any, name: str, *, lo: float | None = None, hi: float | None = None,
+          lo_open: bool = False, hi_open: bool = False, none_ok: bool = False,
+          rule: str | None = None) -> float | None:
+    """A real hyper-parameter as a Python float: finite, within float32, in range.
+
+    ``lo``/``hi`` bound it (open with ``lo_open``/``hi_open``). A one-element tensor is
+    read with ``.item()``. TypeError/ValueError name the argument and the value.
+    """
+    if value is None and none_ok:
+        return None
+    shown = value
+    if isinstance(value, Tensor):
+        if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must be a real number, got a tensor of shape "
+                            f"{tuple(value.shape)} and dtype {value.dtype}")
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {shown!r} "
+                        f"({type(shown).__name__})")
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v) or abs(v) > _F32_MAX:
+        raise ValueError(f"{name} must be finite (within float32), got {shown!r}")
+    if lo is not None and (v < lo or (lo_open and v == lo)):
+        rule = rule or f"{'>' if lo_open else '>='} {lo:g}"
+        raise ValueError(f"{name} must be {rule}, got {shown!r}")
+    if hi is not None and (v > hi or (hi_open and v == hi)):
+        rule = rule or f"{'<' if hi_open else '<='} {hi:g}"
+        raise ValueError(f"{name} must be {rule}, got {shown!r}")
+    return v
+
+
+def _as_real_tensor(value: Any, name: str, dtype: torch.dtype,
+                    device: torch.device | None) -> Tensor:
+    """``value`` (tensor, array, sequence or number of reals) as a ``dtype`` tensor.
+
+    Rejects strings, bools, complex and object data (TypeError) and, for non-tensor
+    input, values that do not fit ``dtype`` (reported as given, not as ``inf``).
+    """
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool or value.layout != torch.strided:
+            raise TypeError(f"{name} must be a dense real tensor, got {value.dtype}, "
+                            f"{value.layout}")
+        return value.to(dtype=dtype, device=device)
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be numeric, got {value!r}")
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not a rectangular array: {exc}") from None
+    except Exception as exc:
+        raise TypeError(f"{name} must be numeric, got {type(value).__name__}") from exc
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    a64 = arr.astype(np.float64)
+    big = np.isfinite(a64) & (np.abs(a64) > torch.finfo(dtype).max)
+    if big.any():
+        pos = tuple(int(i) for i in np.argwhere(big)[0])
+        raise ValueError(f"{name} must be finite; {arr[pos].item()!r} at {list(pos)} does "
+                         f"not fit {dtype}")
+    return torch.as_tensor(a64, dtype=dtype, device=device)
 
 
 def _compute_dtype(logits: Tensor) -> torch.dtype:
@@ -102,6 +180,12 @@ def _prepare(logits: Tensor, targets: Tensor, validate: bool) -> tuple[Tensor, T
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
     if not isinstance(targets, Tensor):
         raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    _check_flag(validate, "validate")
+    if logits.layout != torch.strided or targets.layout != torch.strided:
+        raise TypeError(f"logits and targets must be dense tensors, got {logits.layout}, "
+                        f"{targets.layout}")
+    if targets.is_complex():
+        raise TypeError(f"targets must be real (bool, integer or float), got {targets.dtype}")
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape [B, C], got {tuple(logits.shape)}")
     if targets.shape != logits.shape:
@@ -130,7 +214,7 @@ def _per_class(value: TensorLike | None, name: str, x: Tensor, validate: bool, *
     """A per-label vector ``[C]`` (or scalar) on ``x``'s device and dtype, checked."""
     if value is None:
         return None
-    v = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    v = _as_real_tensor(value, name, x.dtype, x.device)
     if v.dim() > 1 or (v.dim() == 1 and v.shape[0] != x.shape[1]):
         raise ValueError(
             f"{name} must be a scalar or have shape [{x.shape[1]}], got {tuple(v.shape)}")
@@ -157,7 +241,7 @@ def _check_vector(v: Tensor, name: str, *, positive: bool = False,
 def _entry_weight(weight: TensorLike | None, x: Tensor, validate: bool) -> Tensor | None:
     if weight is None:
         return None
-    w = torch.as_tensor(weight, dtype=x.dtype, device=x.device)
+    w = _as_real_tensor(weight, "weight", x.dtype, x.device)
     try:
         shape = torch.broadcast_shapes(w.shape, x.shape)
     except RuntimeError:
@@ -203,7 +287,8 @@ def per_example_loss(loss: Tensor, targets: Tensor | None = None,
     loss : Tensor [B, C]
         Element-wise loss (``reduction="none"``).
     targets : Tensor [B, C], optional
-        Multi-hot targets (values in ``[0, 1]`` act as weights); needed by
+        Multi-hot targets (values in ``[0, 1]`` act as weights; their values are not
+        checked here, the losses check them with ``validate=True``); needed by
         ``"balanced"``.
     reduction : {"mean", "sum", "max", "balanced"}
         ``"balanced"`` = ``0.5 * (mean over the positive entries + mean over the
@@ -233,11 +318,17 @@ def per_example_loss(loss: Tensor, targets: Tensor | None = None,
     """
     if not isinstance(loss, Tensor):
         raise TypeError(f"loss must be a torch.Tensor, got {type(loss).__name__}")
+    if not loss.is_floating_point():
+        raise TypeError(f"loss must be floating point, got {loss.dtype}")
     if loss.dim() != 2:
         raise ValueError(f"loss must have shape [B, C], got {tuple(loss.shape)}")
-    if reduction not in _SAMPLE_REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _SAMPLE_REDUCTIONS:
         raise ValueError(
             f"reduction must be one of {_SAMPLE_REDUCTIONS}, got {reduction!r}")
+    if targets is not None and not isinstance(targets, Tensor):
+        raise TypeError(f"targets must be a torch.Tensor or None, got {type(targets).__name__}")
+    if targets is not None and targets.is_complex():
+        raise TypeError(f"targets must be real, got {targets.dtype}")
     if targets is not None and targets.shape != loss.shape:
         raise ValueError(
             f"targets has shape {tuple(targets.shape)} but loss has shape "
@@ -318,10 +409,7 @@ def sigmoid_focal_loss(logits: Tensor, targets: Tensor, alpha: float | None = 0.
     tensor([[0.0433]])
     """
     _check_reduction(reduction, sample_reduction)
-    if alpha is not None and alpha >= 0 and not alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1] (or negative/None to disable), got {alpha!r}")
-    if not gamma >= 0:
-        raise ValueError(f"gamma must be >= 0, got {gamma!r}")
+    alpha, gamma = _focal_params(alpha, gamma)
     x, y = _prepare(logits, targets, validate)
     with _no_autocast(x.device):
         pw = _per_class(pos_weight, "pos_weight", x, validate)
@@ -335,6 +423,18 @@ def sigmoid_focal_loss(logits: Tensor, targets: Tensor, alpha: float | None = 0.
         if alpha is not None and alpha >= 0:
             ce = (alpha * y + (1 - alpha) * (1 - y)) * ce
         return _reduce(ce, y, w, reduction, sample_reduction)
+
+
+def _focal_params(alpha: Any, gamma: Any) -> tuple[float | None, float]:
+    alpha = _real(alpha, "alpha", hi=1.0, none_ok=True,  # < 0 disables, as torchvision
+                  rule="in [0, 1] (or negative/None to disable)")
+    gamma = _real(gamma, "gamma", lo=0.0)
+    return alpha, gamma
+
+
+def _asl_params(gamma_pos: Any, gamma_neg: Any, clip: Any) -> tuple[float, float, float]:
+    return (_real(gamma_pos, "gamma_pos", lo=0.0), _real(gamma_neg, "gamma_neg", lo=0.0),
+            _real(clip, "clip", lo=0.0, hi=1.0, hi_open=True, rule="in [0, 1)"))
 
 
 def asymmetric_loss(logits: Tensor, targets: Tensor, gamma_pos: float = 0.0,
@@ -370,17 +470,18 @@ def asymmetric_loss(logits: Tensor, targets: Tensor, gamma_pos: float = 0.0,
     tensor([[0.6931, 0.0000]])
     """
     _check_reduction(reduction, sample_reduction)
-    if not gamma_pos >= 0 or not gamma_neg >= 0:
-        raise ValueError(f"gamma_pos and gamma_neg must be >= 0, got {gamma_pos!r}, {gamma_neg!r}")
-    if not 0 <= clip < 1:
-        raise ValueError(f"clip must be in [0, 1), got {clip!r}")
+    gamma_pos, gamma_neg, clip = _asl_params(gamma_pos, gamma_neg, clip)
     x, y = _prepare(logits, targets, validate)
     with _no_autocast(x.device):
         pw = _per_class(pos_weight, "pos_weight", x, validate)
         w = _entry_weight(weight, x, validate)
+        tiny = torch.finfo(x.dtype).tiny  # d/dz z^gamma is infinite at z = 0 for gamma < 1
         loss_pos = -F.logsigmoid(x)
         if gamma_pos != 0:
-            loss_pos = loss_pos * torch.sigmoid(-x).pow(gamma_pos)
+            base = torch.sigmoid(-x)
+            if gamma_pos < 1:
+                base = base.clamp_min(tiny)
+            loss_pos = loss_pos * base.pow(gamma_pos)
         if pw is not None:
             loss_pos = loss_pos * pw
         if clip > 0:
@@ -390,6 +491,8 @@ def asymmetric_loss(logits: Tensor, targets: Tensor, gamma_pos: float = 0.0,
             p_m = torch.sigmoid(x)
             loss_neg = -F.logsigmoid(-x)
         if gamma_neg != 0:
+            if gamma_neg < 1:
+                p_m = p_m.clamp_min(tiny)
             loss_neg = loss_neg * p_m.pow(gamma_neg)
         loss = y * loss_pos + (1 - y) * loss_neg
         return _reduce(loss, y, w, reduction, sample_reduction)
@@ -421,10 +524,10 @@ def class_balanced_weights(counts: TensorLike, beta: float = 0.999, *,
     >>> class_balanced_weights([1, 10, 100], beta=0.9)
     tensor([2.3932, 0.3674, 0.2393])
     """
-    if not 0 <= beta < 1:
-        raise ValueError(f"beta must be in [0, 1), got {beta!r}")
+    beta = _real(beta, "beta", lo=0.0, hi=1.0, hi_open=True, rule="in [0, 1)")
+    normalize = _check_flag(normalize, "normalize")
     device = counts.device if isinstance(counts, Tensor) else None
-    n = torch.as_tensor(counts, dtype=torch.float64, device=device)
+    n = _as_real_tensor(counts, "counts", torch.float64, device)
     if n.dim() != 1 or n.shape[0] == 0:
         raise ValueError(f"counts must be a non-empty 1-D array, got shape {tuple(n.shape)}")
     _check_vector(n, "counts")
@@ -441,6 +544,45 @@ def class_balanced_weights(counts: TensorLike, beta: float = 0.999, *,
 
 def _logit_prior(prior: Tensor) -> Tensor:
     return torch.log(prior) - torch.log1p(-prior)
+
+
+def _logit_adjustment(prior: TensorLike, tau: float, x: Tensor) -> Tensor:
+    """``tau * logit(prior)`` ``[C]`` in ``x``'s dtype, from the prior in float64.
+
+    Checks (one host sync, as any validation of a tensor argument) that every prior is
+    in (0, 1) and that the adjustment fits ``x``'s dtype (a huge ``tau`` would make the
+    logits infinite and the loss NaN).
+    """
+    hp = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
+    pi = _as_real_tensor(prior, "prior", hp, x.device)
+    if pi.dim() > 1 or (pi.dim() == 1 and pi.shape[0] != x.shape[1]):
+        raise ValueError(
+            f"prior must be a scalar or have shape [{x.shape[1]}], got {tuple(pi.shape)}")
+    adj = (tau * _logit_prior(pi)).to(x.dtype)
+    bad_prior = ~((pi > 0) & (pi < 1))
+    flags = torch.stack([bad_prior.any(), (~torch.isfinite(adj)).any()]).tolist()
+    if flags[0]:
+        _check_vector(pi, "prior", open_unit=True)
+    if flags[1]:
+        i = int((~torch.isfinite(adj)).reshape(-1).nonzero()[0])
+        raise ValueError(f"tau * logit(prior) overflows {x.dtype} (tau={tau!r}, prior "
+                         f"{pi.reshape(-1)[i].item()!r} at label {i})")
+    return adj
+
+
+def _db_params(n_samples: Any, alpha: Any, beta: Any, mu: Any, kappa: Any, neg_scale: Any,
+               ref_cardinality: Any) -> tuple[int, tuple]:
+    """Checked hyper-parameters of :func:`distribution_balanced_loss`."""
+    if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral):
+        raise TypeError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if not 1 <= n_samples <= 2**53:
+        raise ValueError(f"n_samples must be a positive integer (at most 2**53), "
+                         f"got {n_samples!r}")
+    tiny = float(torch.finfo(torch.float32).tiny)
+    return int(n_samples), (
+        _real(alpha, "alpha", lo=0.0), _real(beta, "beta", lo=0.0), _real(mu, "mu"),
+        _real(kappa, "kappa", lo=0.0), _real(neg_scale, "neg_scale", lo=tiny),
+        _real(ref_cardinality, "ref_cardinality", lo=tiny, none_ok=True))
 
 
 def distribution_balanced_loss(
@@ -504,15 +646,9 @@ def distribution_balanced_loss(
     True
     """
     _check_reduction(reduction, sample_reduction)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if not neg_scale > 0:
-        raise ValueError(f"neg_scale must be > 0, got {neg_scale!r}")
-    if ref_cardinality is not None and not ref_cardinality > 0:
-        raise ValueError(f"ref_cardinality must be > 0 or None, got {ref_cardinality!r}")
-    for name, v in (("alpha", alpha), ("beta", beta), ("kappa", kappa)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    n_samples, params = _db_params(n_samples, alpha, beta, mu, kappa, neg_scale,
+                                   ref_cardinality)
+    alpha, beta, mu, kappa, neg_scale, ref_cardinality = params
     x, y = _prepare(logits, targets, validate)
     with _no_autocast(x.device):
         counts = _per_class(class_counts, "class_counts", x, True)
@@ -529,7 +665,9 @@ def distribution_balanced_loss(
             if ref_cardinality is not None:
                 r = r * (y.sum(dim=1, keepdim=True) / ref_cardinality)
             r = torch.where(rate > 0, r, torch.full_like(r, math.inf))
-            rb = alpha + torch.sigmoid(beta * (r - mu))
+            # beta = 0: sigmoid(0) = 0.5 for every r (0 * inf would be NaN)
+            rb = alpha + (torch.sigmoid(beta * (r - mu)) if beta != 0 else
+                          torch.full_like(r, 0.5))
         # 2. negative-tolerant regularisation
         prior = (counts.clamp(0.5, n_samples - 0.5) / n_samples) if n_samples > 1 else (
             torch.full_like(counts, 0.5))
@@ -571,14 +709,13 @@ def logit_adjusted_bce(logits: Tensor, targets: Tensor, prior: TensorLike, tau: 
     tensor(1.3863)
     """
     _check_reduction(reduction, sample_reduction)
-    if not (isinstance(tau, (int, float)) and math.isfinite(tau)):
-        raise ValueError(f"tau must be a finite number, got {tau!r}")
+    tau = _real(tau, "tau")
     x, y = _prepare(logits, targets, validate)
     with _no_autocast(x.device):
-        pi = _per_class(prior, "prior", x, True, open_unit=True)
+        adj = _logit_adjustment(prior, tau, x)
         pw = _per_class(pos_weight, "pos_weight", x, validate)
         w = _entry_weight(weight, x, validate)
-        z = x + tau * _logit_prior(pi)
+        z = x + adj
         loss = F.binary_cross_entropy_with_logits(z, y, pos_weight=pw, reduction="none")
         return _reduce(loss, y, w, reduction, sample_reduction)
 
@@ -595,10 +732,11 @@ class _LossModule(nn.Module):
         _check_reduction(reduction, sample_reduction)
         self.reduction = reduction
         self.sample_reduction = sample_reduction
-        self.validate = validate
+        self.validate = _check_flag(validate, "validate")
         pw = None
         if pos_weight is not None:
-            pw = torch.as_tensor(pos_weight, dtype=torch.float32).detach().clone()
+            pw = _as_real_tensor(pos_weight, "pos_weight", torch.float32, None
+                                 ).detach().clone()
             if pw.dim() > 1:
                 raise ValueError(f"pos_weight must be a scalar or 1-D, got {tuple(pw.shape)}")
             _check_vector(pw, "pos_weight")
@@ -650,10 +788,7 @@ class FocalLoss(_LossModule):
                  pos_weight: TensorLike | None = None, reduction: str = "mean",
                  sample_reduction: str = "mean", validate: bool = True) -> None:
         super().__init__(pos_weight, reduction, sample_reduction, validate)
-        if alpha is not None and alpha >= 0 and not alpha <= 1:
-            raise ValueError(f"alpha must be in [0, 1] (or negative/None), got {alpha!r}")
-        if not gamma >= 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma!r}")
+        alpha, gamma = _focal_params(alpha, gamma)
         self.alpha = alpha
         self.gamma = gamma
 
@@ -680,11 +815,7 @@ class AsymmetricLoss(_LossModule):
                  pos_weight: TensorLike | None = None, reduction: str = "mean",
                  sample_reduction: str = "mean", validate: bool = True) -> None:
         super().__init__(pos_weight, reduction, sample_reduction, validate)
-        if not gamma_pos >= 0 or not gamma_neg >= 0:
-            raise ValueError(f"gamma_pos and gamma_neg must be >= 0, got {gamma_pos!r}, "
-                             f"{gamma_neg!r}")
-        if not 0 <= clip < 1:
-            raise ValueError(f"clip must be in [0, 1), got {clip!r}")
+        gamma_pos, gamma_neg, clip = _asl_params(gamma_pos, gamma_neg, clip)
         self.gamma_pos, self.gamma_neg, self.clip = gamma_pos, gamma_neg, clip
 
     def forward(self, logits: Tensor, targets: Tensor, weight: TensorLike | None = None,
@@ -714,18 +845,17 @@ class DistributionBalancedLoss(_LossModule):
                  pos_weight: TensorLike | None = None, reduction: str = "mean",
                  sample_reduction: str = "mean", validate: bool = True) -> None:
         super().__init__(pos_weight, reduction, sample_reduction, validate)
-        counts = torch.as_tensor(class_counts, dtype=torch.float32).detach().clone()
+        counts = _as_real_tensor(class_counts, "class_counts", torch.float32, None
+                                 ).detach().clone()
         if counts.dim() != 1 or counts.shape[0] == 0:
             raise ValueError(f"class_counts must have shape [C], got {tuple(counts.shape)}")
         _check_vector(counts, "class_counts")
         self.register_buffer("class_counts", counts, persistent=False)
+        n_samples, params = _db_params(n_samples, alpha, beta, mu, kappa, neg_scale,
+                                       ref_cardinality)
         self.n_samples = n_samples
-        self.params = dict(alpha=alpha, beta=beta, mu=mu, kappa=kappa, neg_scale=neg_scale,
-                           ref_cardinality=ref_cardinality)
-        # validate the scalar parameters once
-        distribution_balanced_loss(torch.zeros(1, counts.shape[0]),
-                                   torch.zeros(1, counts.shape[0]), counts, n_samples,
-                                   **self.params)
+        self.params = dict(zip(("alpha", "beta", "mu", "kappa", "neg_scale",
+                                "ref_cardinality"), params))
 
     def forward(self, logits: Tensor, targets: Tensor, weight: TensorLike | None = None,
                 reduction: str | None = None) -> Tensor:
@@ -747,14 +877,19 @@ class LogitAdjustedBCE(_LossModule):
                  reduction: str = "mean", sample_reduction: str = "mean",
                  validate: bool = True) -> None:
         super().__init__(pos_weight, reduction, sample_reduction, validate)
-        pi = torch.as_tensor(prior, dtype=torch.float64).detach().clone()
+        pi = _as_real_tensor(prior, "prior", torch.float64, None).detach().clone()
         if pi.dim() != 1 or pi.shape[0] == 0:
             raise ValueError(f"prior must have shape [C], got {tuple(pi.shape)}")
         _check_vector(pi, "prior", open_unit=True)
-        self.register_buffer("prior", pi.to(torch.float32), persistent=False)
-        if not (isinstance(tau, (int, float)) and math.isfinite(tau)):
-            raise ValueError(f"tau must be a finite number, got {tau!r}")
-        self.tau = tau
+        pi32 = pi.to(torch.float32)  # the buffer's dtype: still in (0, 1) there?
+        bad = ~((pi32 > 0) & (pi32 < 1))
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"prior must be in (0, 1) in float32; {pi[i].item()!r} at label "
+                             f"{i} rounds to {pi32[i].item()!r}")
+        self.tau = _real(tau, "tau")
+        _logit_adjustment(pi32, self.tau, torch.empty(1, pi.shape[0]))  # fits float32?
+        self.register_buffer("prior", pi32, persistent=False)
 
     def forward(self, logits: Tensor, targets: Tensor, weight: TensorLike | None = None,
                 reduction: str | None = None) -> Tensor:

@@ -19,6 +19,11 @@ Conventions
   such labels, and the macro average includes them (the plain mean over all labels, as
   scikit-learn's). Average ``average_precision(..., average=None)[counts > 0]``
   yourself to leave them out.
+* Inputs are untrusted: every CSR target (LabelMatrix, any object with ``offsets`` /
+  ``indices``, scipy sparse) goes through :func:`longtail._checks.check_csr` (offsets
+  first, then ids on their own dtype, then sorted/unique rows) and every other array is
+  checked for dtype, shape and NaN before a Numba kernel sees it; errors name the
+  argument, the value and the first position.
 * Work is done in column blocks (per label) or row chunks (micro), so an 80,000 x 7,900
   score matrix needs only small extra memory beyond itself.
 
@@ -37,6 +42,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import operator
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import numpy as np
 
+from longtail import _checks
 from longtail import _metrics_kernels as _k
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,34 +84,130 @@ _CHUNK_ELEMS = 1 << 25
 # ---------------------------------------------------------------------------------
 # input normalisation
 # ---------------------------------------------------------------------------------
+_INT32_MAX = int(np.iinfo(np.int32).max)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _is_torch(x: Any) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
 
 def _is_label_matrix(x: Any) -> bool:
-    return hasattr(x, "offsets") and hasattr(x, "indices")
+    return hasattr(x, "offsets") and hasattr(x, "indices") and not _is_torch(x)
 
 
 def _is_scipy_sparse(x: Any) -> bool:
     return hasattr(x, "tocsr") and hasattr(x, "nnz") and hasattr(x, "shape")
 
 
+def _prefixed(exc: Exception, name: str) -> Exception:
+    """``exc`` (from :mod:`longtail._checks`) re-raised as ``"{name}: ..."``."""
+    msg = str(exc).replace("; pass canonicalize=True to sort and deduplicate",
+                           "; each row's ids must be sorted and unique")
+    return type(exc)(f"{name}: {msg}")
+
+
+def _check_csr(offsets: Any, indices: Any, n_labels: int, name: str
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`longtail._checks.check_csr` with errors that start with ``name``."""
+    try:
+        off, idx, _ = _checks.check_csr(offsets, indices, n_labels, order=True)
+    except (TypeError, ValueError) as exc:
+        raise _prefixed(exc, name) from None
+    return off, idx
+
+
+def _index_array(a: Any, name: str, limit: int) -> np.ndarray:
+    """1-D integer ids, each in ``[0, limit)`` (checked on the original dtype), as int64."""
+    arr = _to_numpy(a, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        if arr.size == 0:
+            return np.empty(0, dtype=np.int64)
+        raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+    if arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= limit:
+            p = int(np.flatnonzero((arr < 0) | (arr >= limit))[0])
+            raise ValueError(f"{name}[{p}]={int(arr[p])} is out of range [0, {limit})")
+    return arr.astype(np.int64)
+
+
+def _sparse_shape(x: Any, name: str) -> tuple[int, int]:
+    shape = getattr(x, "shape", None)
+    try:
+        n, c = (operator.index(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 2-D sparse matrix, got shape {shape!r}") from None
+    if n < 0 or c < 0:
+        raise ValueError(f"{name} has an invalid shape {shape!r}")
+    return int(n), int(c)
+
+
 def _scipy_to_csr(x: Any, name: str) -> "_CSR":
-    """A scipy sparse 0/1 matrix as CSR arrays (explicit zeros dropped)."""
-    csr = x.tocsr(copy=True)
-    csr.eliminate_zeros()
-    csr.sum_duplicates()
-    csr.sort_indices()
-    data = np.asarray(csr.data)
+    """A scipy sparse 0/1 matrix as checked CSR arrays (explicit zeros dropped).
+
+    Entries count as in ``x.toarray()`` (duplicates summed) and must then be 0 or 1.
+    The sparse structure is checked here, before any scipy routine walks it: a matrix
+    whose ``indptr`` / ``indices`` were replaced by hand is an error, not a crash.
+    """
+    n, n_labels = _sparse_shape(x, name)
+    fmt = getattr(x, "format", None)
+    try:
+        if fmt in ("csr", "csc"):
+            major, minor = (n, n_labels) if fmt == "csr" else (n_labels, n)
+            ind = _to_numpy(x.indices, f"{name}.indices")
+            try:
+                ptr = _checks.check_offsets(_to_numpy(x.indptr, f"{name}.indptr"),
+                                            ind.shape[0] if ind.ndim == 1 else -1)
+            except (TypeError, ValueError) as exc:
+                raise _prefixed(exc, f"{name}.indptr") from None
+            if ptr.shape[0] != major + 1:
+                raise ValueError(f"{name}.indptr has {ptr.shape[0]} entries, expected "
+                                 f"{major + 1} for shape {(n, n_labels)}")
+            minor_ids = _index_array(ind, f"{name}.indices", minor)
+            major_ids = np.repeat(np.arange(major, dtype=np.int64), np.diff(ptr))
+            rows, cols = (major_ids, minor_ids) if fmt == "csr" else (minor_ids, major_ids)
+        else:
+            coo = x if fmt == "coo" else x.tocoo()
+            rows = _index_array(coo.row, f"{name}.row", n)
+            cols = _index_array(coo.col, f"{name}.col", n_labels)
+            if rows.shape != cols.shape:
+                raise ValueError(f"{name}: row and col differ in length "
+                                 f"({rows.shape[0]} != {cols.shape[0]})")
+        data = _to_numpy(x.data if fmt in ("csr", "csc") else coo.data, f"{name}.data")
+    except (TypeError, ValueError):
+        raise
+    except Exception as exc:  # a broken object: scipy's own checks, attributes missing
+        raise ValueError(f"{name} is not a valid sparse matrix: {exc}") from None
+    if data.ndim != 1 or data.shape[0] != rows.shape[0]:
+        raise ValueError(f"{name}.data has shape {data.shape}, expected ({rows.shape[0]},)")
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be 0/1 (bool, integer or float), got dtype {data.dtype}")
+    key = rows * max(n_labels, 1) + cols  # < 2**62: n, n_labels < 2**31
+    if key.size > 1 and not bool(np.all(key[1:] > key[:-1])):
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        ufunc = np.logical_or if data.dtype.kind == "b" else np.add  # as scipy sums
+        data = ufunc.reduceat(data[order], starts) if starts.size else data[order]
+        key = key[starts]
+    nz = data != 0
+    key, data = key[nz], data[nz]
     bad = data != 1
     if bad.any():
         t = int(np.flatnonzero(bad)[0])
-        row = int(np.searchsorted(csr.indptr, t, side="right") - 1)
         raise ValueError(f"{name} must contain only 0 and 1; found {data[t].item()!r} at "
-                         f"row {row}, label {int(csr.indices[t])}")
-    return _CSR(np.asarray(csr.indptr, dtype=np.int64), np.asarray(csr.indices, dtype=np.int32),
-                int(csr.shape[1]))
+                         f"row {int(key[t] // max(n_labels, 1))}, "
+                         f"label {int(key[t] % max(n_labels, 1))}")
+    counts = np.bincount(key // max(n_labels, 1), minlength=n) if key.size else np.zeros(
+        n, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    off, idx = _check_csr(offsets, key % max(n_labels, 1), n_labels, name)
+    return _CSR(off, idx, n_labels)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -114,17 +218,29 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
+    """``x`` as a numpy array (a CPU copy of a tensor); TypeError/ValueError naming ``name``."""
     if _is_torch(x):
-        t = x.detach()
-        if t.device.type != "cpu":
-            t = t.cpu()
-        if t.dtype.is_floating_point and t.dtype not in (_torch().float32, _torch().float64):
-            t = t.float()  # float16 / bfloat16 have no (portable) numpy dtype
-        return t.numpy()
+        torch = _torch()
+        try:
+            t = x.detach()
+            if t.layout != torch.strided:
+                raise TypeError(f"{name} must be a dense tensor, got layout {t.layout}")
+            if t.device.type != "cpu":
+                t = t.cpu()
+            if t.dtype.is_floating_point and t.dtype not in (torch.float32, torch.float64):
+                t = t.float()  # float16 / bfloat16 have no (portable) numpy dtype
+            return t.resolve_conj().resolve_neg().numpy()
+        except TypeError as exc:
+            raise TypeError(f"{name}: {exc}" if name not in str(exc) else str(exc)) from None
+        except (RuntimeError, NotImplementedError) as exc:
+            raise TypeError(f"{name} cannot be read as an array: {exc}") from None
     try:
         return np.asarray(x)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise TypeError(f"{name} must be an array or tensor, got {type(x).__name__}") from exc
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"{name} is not a rectangular array: {exc}") from None
+    except Exception as exc:
+        raise TypeError(f"{name} must be an array or tensor, got {type(x).__name__}: "
+                        f"{exc}") from None
 
 
 def _torch():
@@ -133,11 +249,34 @@ def _torch():
     return torch
 
 
+def _real_array(x: Any, name: str, *, allow_bool: bool = False) -> np.ndarray:
+    """``x`` as a float64 array; TypeError for anything but real numbers."""
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be numeric, got {x!r}")
+    arr = _to_numpy(x, name)
+    if arr.dtype.kind == "O" and arr.size and all(  # Python ints beyond int64, e.g. 2**64
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+            for v in arr.flat):
+        return arr.astype(np.float64)
+    if arr.dtype.kind not in ("biuf" if allow_bool else "iuf"):
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def _first(mask: np.ndarray) -> str:
+    """``"[i]"`` / ``"[i, j]"`` / ``""``: the first True position of ``mask``."""
+    if mask.ndim == 0:
+        return ""
+    pos = np.argwhere(mask)[0]
+    return "[" + ", ".join(str(int(p)) for p in pos) + "]"
+
+
 def _score_bits(scores: Any, name: str = "scores", check_nan: bool = True) -> np.ndarray:
     """float32 scores as a read-only C-contiguous uint32 bit view ``[n, C]``.
 
     With ``check_nan=False`` the caller's kernels count NaNs on their single pass over
-    the scores and call :func:`_raise_nan` (no separate scan).
+    the scores and call :func:`_raise_nan` (no separate scan). Finite scores beyond the
+    float32 range are rejected (they would all become ``inf``, a tie).
     """
     arr = _to_numpy(scores, name)
     if arr.dtype.kind not in "fiub":
@@ -148,8 +287,22 @@ def _score_bits(scores: Any, name: str = "scores", check_nan: bool = True) -> np
         raise ValueError(f"{name} must have shape [n, C], got shape {tuple(arr.shape)}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(arr.shape)}): need n >= 1 and C >= 1")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    bits = _readonly(arr.view(np.uint32))
+    if arr.shape[0] * arr.shape[1] >= 2**62:  # pragma: no cover - cannot be allocated
+        raise ValueError(f"{name} is too large (shape {tuple(arr.shape)})")
+    with np.errstate(over="ignore"):  # beyond float32: reported below
+        f32 = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        hi, lo = f32.max(), f32.min()
+        if not (np.isfinite(hi) and np.isfinite(lo)):  # inf or NaN somewhere: look closer
+            rows = max(1, _CHUNK_ELEMS // arr.shape[1])
+            for r0 in range(0, arr.shape[0], rows):
+                over = np.isinf(f32[r0:r0 + rows]) & np.isfinite(arr[r0:r0 + rows])
+                if over.any():
+                    r, c = np.argwhere(over)[0]
+                    raise ValueError(
+                        f"{name}[{r0 + int(r)}, {int(c)}]={arr[r0 + r, c].item()!r} is beyond "
+                        f"the float32 range (scores are compared as float32)")
+    bits = _readonly(f32.view(np.uint32))
     if check_nan:
         _raise_nan(bits, name)
     return bits
@@ -198,34 +351,37 @@ def _as01(chunk: np.ndarray, row0: int, name: str, check: bool = True) -> np.nda
     )
 
 
+def _csr_shape(targets: Any, name: str) -> tuple[int | None, int | None]:
+    """``(rows, n_labels)`` a CSR-like object claims, read without walking its arrays."""
+    offsets = _to_numpy(targets.offsets, f"{name}.offsets")
+    n = offsets.shape[0] - 1 if offsets.ndim == 1 and offsets.shape[0] >= 1 else None
+    try:
+        n_labels = _checks.check_n_labels(getattr(targets, "n_labels", None))
+    except (TypeError, ValueError) as exc:
+        raise _prefixed(exc, name) from None
+    return n, n_labels
+
+
 def _targets_csr(targets: Any, n: int, n_labels: int, name: str = "targets"
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Targets as read-only CSR ``(offsets int64[n+1], indices int32[nnz])``."""
+    """Targets as checked read-only CSR ``(offsets int64[n+1], indices int32[nnz])``.
+
+    Every CSR (a LabelMatrix, any object with ``offsets`` / ``indices``, a scipy sparse
+    matrix) goes through :func:`longtail._checks.check_csr` before a kernel sees it.
+    """
     if _is_scipy_sparse(targets):
+        t_n, t_labels = _sparse_shape(targets, name)
+        if (t_n, t_labels) != (n, n_labels):
+            raise ValueError(f"{name} has shape ({t_n}, {t_labels}) but scores have shape "
+                             f"({n}, {n_labels})")
         targets = _scipy_to_csr(targets, name)
     if _is_label_matrix(targets):
-        offsets = np.asarray(targets.offsets)
-        indices = np.asarray(targets.indices)
-        t_labels = getattr(targets, "n_labels", None)
-        t_n = offsets.shape[0] - 1
-        if t_n != n or (t_labels is not None and int(t_labels) != n_labels):
-            raise ValueError(
-                f"{name} has shape ({t_n}, {t_labels}) but scores have shape ({n}, {n_labels})"
-            )
-        if offsets.dtype != np.int64 or not offsets.flags.c_contiguous:
-            offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-        if indices.dtype != np.int32 or not indices.flags.c_contiguous:
-            indices = np.ascontiguousarray(indices, dtype=np.int32)
-        offsets, indices = _readonly(offsets), _readonly(indices)
-        if offsets.shape[0] < 1 or offsets[0] != 0 or offsets[-1] != indices.shape[0]:
-            raise ValueError(f"{name}: offsets must start at 0 and end at len(indices)")
-        row, pos = _k.check_csr(offsets, indices, n_labels)
-        if row >= 0:
-            raise ValueError(
-                f"{name}: row {row} has an invalid label id at position {pos} "
-                f"(ids must be sorted, unique and in [0, {n_labels}))"
-            )
-        return offsets, indices
+        t_n, t_labels = _csr_shape(targets, name)
+        if (t_n is not None and t_n != n) or (t_labels is not None and t_labels != n_labels):
+            raise ValueError(f"{name} has shape ({t_n}, {t_labels}) but scores have shape "
+                             f"({n}, {n_labels})")
+        return _check_csr(_to_numpy(targets.offsets, f"{name}.offsets"),
+                          _to_numpy(targets.indices, f"{name}.indices"), n_labels, name)
     arr = _to_numpy(targets, name)
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
@@ -233,6 +389,8 @@ def _targets_csr(targets: Any, n: int, n_labels: int, name: str = "targets"
         raise ValueError(
             f"{name} has shape {tuple(arr.shape)} but scores have shape ({n}, {n_labels})"
         )
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be 0/1 (bool, integer or float), got dtype {arr.dtype}")
     # two passes over row chunks (count, then fill) skipping zero bytes 8 at a time
     counts = np.zeros(n + 1, dtype=np.int64)
     rows = max(1, _CHUNK_ELEMS // max(1, n_labels))
@@ -241,7 +399,7 @@ def _targets_csr(targets: Any, n: int, n_labels: int, name: str = "targets"
     for r0, r1 in chunks:
         u8 = np.ascontiguousarray(_as01(arr[r0:r1], r0, name))
         flat, words, head = _byte_words(u8)
-        _k.dense_nonzero(flat, words, head, n_labels, r0 + 1, counts, empty)
+        _k.dense_nonzero(flat, words, head, n_labels, r0 + 1, counts, empty, counts)
     np.cumsum(counts, out=counts)
     offsets = counts.copy()
     nnz = int(offsets[-1])
@@ -249,7 +407,9 @@ def _targets_csr(targets: Any, n: int, n_labels: int, name: str = "targets"
     for r0, r1 in chunks:
         u8 = np.ascontiguousarray(_as01(arr[r0:r1], r0, name, check=False))
         flat, words, head = _byte_words(u8)
-        _k.dense_nonzero(flat, words, head, n_labels, r0, counts, slack)
+        bad = _k.dense_nonzero(flat, words, head, n_labels, r0, counts, slack, offsets)
+        if bad >= 0:  # the array changed between the two passes (another thread)
+            raise RuntimeError(f"{name} changed while it was read (row {bad})")
     return _readonly(offsets), _readonly(slack[:nnz])
 
 
@@ -263,15 +423,23 @@ def _byte_words(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return flat, words, head
 
 
+def _check_objective(objective: Any) -> None:
+    if not isinstance(objective, str) or objective not in ("f1", "match_count"):
+        raise ValueError(f"objective must be 'f1' or 'match_count', got {objective!r}")
+
+
 def _check_average(average: Any) -> None:
-    if average not in ("macro", "micro", None):
+    if not (average is None or isinstance(average, str)) or average not in (
+            "macro", "micro", None):
         raise ValueError(f"average must be 'macro', 'micro' or None, got {average!r}")
 
 
-def _check_n_jobs(n_jobs: int) -> int:
-    if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
-    return int(n_jobs)
+def _check_n_jobs(n_jobs: Any) -> int:
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (int, np.integer)):
+        raise TypeError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {int(n_jobs)}")
+    return int(min(int(n_jobs), 1 << 16))
 
 
 def _decode_keys(keys: np.ndarray) -> np.ndarray:
@@ -435,18 +603,51 @@ def average_precision(targets: Any, scores: ArrayLike, average: str | None = "ma
     return float(np.mean(ap))
 
 
-def _check_k(k: Any, n_labels: int) -> tuple[np.ndarray, bool]:
-    scalar = isinstance(k, (int, np.integer)) and not isinstance(k, bool)
-    ks = [k] if scalar else list(k) if isinstance(k, Iterable) else None
-    if ks is None or not ks:
-        raise ValueError(f"k must be a positive integer or a non-empty sequence of them, "
-                         f"got {k!r}")
-    for v in ks:
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"k must contain positive integers, got {v!r}")
-        if v > n_labels:
-            raise ValueError(f"k={int(v)} is larger than the number of labels ({n_labels})")
-    return np.asarray(ks, dtype=np.int64), scalar
+def _check_k(k: Any, n_labels: int | None) -> tuple[np.ndarray, bool]:
+    """``k`` as int64 ``[q]`` and whether it was a scalar; each ``1 <= k <= n_labels``.
+
+    Without ``n_labels`` (not known yet) only types and ``k <= 2**31 - 1`` (the most
+    labels there can be) are checked. Values are compared as Python ints, so a uint64
+    ``2**64 - 1`` is reported as itself.
+    """
+    scalar = False
+    if isinstance(k, (bool, np.bool_)):
+        raise TypeError(f"k must be a positive integer or a sequence of them, got {k!r}")
+    try:
+        ks = [operator.index(k)]
+        scalar = True
+    except TypeError:
+        if isinstance(k, (str, bytes)) or not isinstance(k, Iterable):
+            raise TypeError(f"k must be a positive integer or a sequence of them, "
+                            f"got {k!r}") from None
+        try:
+            ks = list(k)
+        except TypeError as exc:  # e.g. a 0-d float array
+            raise TypeError(f"k must be a positive integer or a sequence of them, "
+                            f"got {k!r}") from exc
+        if not ks:
+            raise ValueError(f"k must be a positive integer or a non-empty sequence of "
+                             f"them, got {k!r}")
+    values = []
+    for i, v in enumerate(ks):
+        where = "" if scalar else f"[{i}]"
+        if isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"k must contain positive integers, got k{where}={v!r}")
+        try:
+            iv = operator.index(v)
+        except TypeError:
+            raise TypeError(f"k must contain positive integers, got k{where}={v!r}") from None
+        if iv < 1:
+            raise ValueError(f"k must contain positive integers, got {iv} (k{where}={iv})")
+        limit = _INT32_MAX if n_labels is None else n_labels
+        if iv > limit:
+            if n_labels is None:
+                raise ValueError(f"k{where}={iv} is larger than any possible number of "
+                                 f"labels ({_INT32_MAX})")
+            raise ValueError(f"k={iv} is larger than the number of labels "
+                             f"(n_labels={n_labels}){'' if scalar else f' at k[{i}]'}")
+        values.append(iv)
+    return np.asarray(values, dtype=np.int64), scalar
 
 
 def precision_at_k(targets: Any, scores: ArrayLike, k: int | Sequence[int] = (1, 3, 5)
@@ -474,6 +675,7 @@ def precision_at_k(targets: Any, scores: ArrayLike, k: int | Sequence[int] = (1,
     >>> precision_at_k(np.array([[1, 0, 1]]), np.array([[0.9, 0.8, 0.1]]), k=(1, 2))
     {1: 1.0, 2: 0.5}
     """
+    _check_k(k, None)  # types first, before the scores are read
     bits = _score_bits(scores, check_nan=False)
     n, n_labels = bits.shape
     ks, scalar = _check_k(k, n_labels)
@@ -532,6 +734,38 @@ def _ratio(num: Any, den: Any) -> Any:
         return np.true_divide(num, den)
 
 
+def _claimed_shape(x: Any, name: str) -> tuple[int | None, int | None, Any]:
+    """``(rows, labels, x)`` of targets or predictions, read without walking any CSR.
+
+    Dense inputs come back converted to numpy (``[n]`` as ``[n, 1]``), so they are
+    converted only once.
+    """
+    if _is_scipy_sparse(x):
+        return (*_sparse_shape(x, name), x)
+    if _is_label_matrix(x):
+        return (*_csr_shape(x, name), x)
+    arr = _to_numpy(x, name)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape [n, C], got {tuple(arr.shape)}")
+    return arr.shape[0], arr.shape[1], arr
+
+
+def _check_bucket_counts(bucket_counts: Any, n_labels: int | None) -> np.ndarray:
+    """Per-label counts ``[C]``: real, finite, non-negative."""
+    bc = _real_array(bucket_counts, "bucket_counts")
+    if bc.ndim != 1 or (n_labels is not None and bc.shape[0] != n_labels):
+        want = n_labels if n_labels is not None else "C"
+        raise ValueError(f"bucket_counts must have shape ({want},), got {bc.shape}")
+    bad = ~(np.isfinite(bc) & (bc >= 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"bucket_counts must be non-negative and finite; got "
+                         f"{bc[i].item()!r} at label {i}")
+    return bc
+
+
 def prediction_ratio(targets: Any, predictions: Any, *, bucket_counts: Any = None
                      ) -> PredictionRatio:
     """How many labels the model predicts compared with how many are true.
@@ -563,33 +797,22 @@ def prediction_ratio(targets: Any, predictions: Any, *, bucket_counts: Any = Non
     >>> r.overall, r.per_label.tolist()
     (1.6666666666666667, [1.0, 2.0, inf])
     """
-    if _is_scipy_sparse(predictions):
-        predictions = _scipy_to_csr(predictions, "predictions")
-    if _is_label_matrix(predictions):
-        n = int(np.asarray(predictions.offsets).shape[0] - 1)
-        n_labels = int(predictions.n_labels)
-    else:
-        parr = _to_numpy(predictions, "predictions")
-        if parr.ndim == 1:
-            parr = parr.reshape(-1, 1)
-        if parr.ndim != 2:
-            raise ValueError(f"predictions must have shape [n, C], got {tuple(parr.shape)}")
-        n, n_labels = parr.shape
-        predictions = parr
+    p_n, p_labels, predictions = _claimed_shape(predictions, "predictions")
+    t_n, t_labels, targets = _claimed_shape(targets, "targets")
+    n = p_n if p_n is not None else t_n
+    n_labels = p_labels if p_labels is not None else t_labels
+    if n is None or n_labels is None:
+        raise ValueError("prediction_ratio cannot tell the shape of predictions/targets: "
+                         "give a LabelMatrix its n_labels")
     if n == 0 or n_labels == 0:
         raise ValueError(f"predictions is empty (shape ({n}, {n_labels}))")
+    bc = None if bucket_counts is None else _check_bucket_counts(bucket_counts, n_labels)
     _, p_idx = _targets_csr(predictions, n, n_labels, "predictions")
     _, t_idx = _targets_csr(targets, n, n_labels, "targets")
     pred = _k.label_counts(p_idx, n_labels)
     true = _k.label_counts(t_idx, n_labels)
-    if bucket_counts is None:
+    if bc is None:
         bc = true
-    else:
-        bc = np.asarray(_to_numpy(bucket_counts, "bucket_counts"), dtype=np.float64)
-        if bc.shape != (n_labels,):
-            raise ValueError(f"bucket_counts must have shape ({n_labels},), got {bc.shape}")
-        if not np.all(np.isfinite(bc)):
-            raise ValueError("bucket_counts must be finite")
     bucket = _frequency_buckets(bc)
     buckets = {}
     for b, name in enumerate(_BUCKETS):
@@ -637,8 +860,7 @@ def tune_thresholds(targets: Any, scores: ArrayLike, objective: str = "f1", *,
     >>> tune_thresholds(y, s, "match_count").round(6).tolist()
     [0.8]
     """
-    if objective not in ("f1", "match_count"):
-        raise ValueError(f"objective must be 'f1' or 'match_count', got {objective!r}")
+    _check_objective(objective)
     n_jobs = _check_n_jobs(n_jobs)
     bits = _score_bits(scores, check_nan=False)
     offsets, indices = _targets_csr(targets, *bits.shape)
@@ -657,10 +879,26 @@ def tune_thresholds(targets: Any, scores: ArrayLike, objective: str = "f1", *,
     return _decode_keys(keys_out)
 
 
+def _check_thresholds(thresholds: Any, n_labels: int | None, name: str = "thresholds"
+                      ) -> np.ndarray:
+    """Thresholds as float64, a scalar or ``[C]``; real, no NaN (``+-inf`` allowed)."""
+    thr = _real_array(thresholds, name)
+    if thr.ndim > 1 or (thr.ndim == 1 and n_labels is not None and thr.shape[0] != n_labels):
+        want = n_labels if n_labels is not None else "C"
+        raise ValueError(f"{name} must be a scalar or have shape ({want},), got {thr.shape}")
+    nan = np.isnan(thr)
+    if nan.any():
+        where = f" at label {int(np.flatnonzero(nan.reshape(-1))[0])}" if thr.ndim else ""
+        raise ValueError(f"{name} contain NaN{where}" if name == "thresholds" else
+                         f"{name} is NaN{where}")
+    return thr
+
+
 def apply_thresholds(scores: ArrayLike, thresholds: Any) -> ArrayLike:
     """Binary predictions ``scores >= thresholds`` (per label; ``+inf`` never fires).
 
-    Returns a bool tensor for a tensor input, else a bool numpy array.
+    Returns a bool tensor for a tensor input, else a bool numpy array. Scores must be
+    real numbers without NaN (a NaN would silently predict nothing).
 
     Example
     -------
@@ -668,20 +906,35 @@ def apply_thresholds(scores: ArrayLike, thresholds: Any) -> ArrayLike:
     >>> apply_thresholds(np.array([[0.2, 0.9]]), np.array([0.1, np.inf])).tolist()
     [[True, False]]
     """
-    thr = np.asarray(_to_numpy(thresholds, "thresholds"), dtype=np.float64)
-    if np.isnan(thr).any():
-        raise ValueError(f"thresholds contain NaN at label {int(np.flatnonzero(np.isnan(thr))[0])}")
-    n_labels = scores.shape[-1] if hasattr(scores, "shape") and len(scores.shape) else None
-    if thr.ndim > 1 or (thr.ndim == 1 and thr.shape[0] != n_labels):
-        raise ValueError(
-            f"thresholds must be a scalar or have shape ({n_labels},), got {thr.shape}")
+    thr = _check_thresholds(thresholds, None)
     if _is_torch(scores):
         torch = _torch()
+        if scores.dtype.is_complex or scores.layout != torch.strided:
+            raise TypeError(f"scores must be a dense real tensor, got {scores.dtype}, "
+                            f"{scores.layout}")
+        shape = tuple(scores.shape)
+    else:
+        scores = _to_numpy(scores, "scores")
+        if scores.dtype.kind not in "biuf":
+            raise TypeError(f"scores must be numeric, got dtype {scores.dtype}")
+        shape = scores.shape
+    if not shape:
+        raise ValueError("scores must have shape [..., C], got a scalar")
+    _check_thresholds(thr, shape[-1])
+    if _is_torch(scores):
         # compare in float64 (MPS has none): thresholds from tune_thresholds are exact
         # float32 values and scores are widened exactly
         dt = torch.float32 if scores.device.type == "mps" else torch.float64
-        return scores.detach().to(dt) >= torch.as_tensor(thr, dtype=dt, device=scores.device)
-    return np.asarray(scores) >= thr
+        s = scores.detach().to(dt)
+        if s.is_floating_point() and bool(torch.isnan(s).any()):
+            pos = tuple(int(i) for i in torch.isnan(s).nonzero()[0].tolist())
+            raise ValueError(f"scores contain NaN at {list(pos)}")
+        return s >= torch.as_tensor(thr, dtype=dt, device=scores.device)
+    if scores.dtype.kind == "f":
+        nan = np.isnan(scores)
+        if nan.any():
+            raise ValueError(f"scores contain NaN at {_first(nan)}")
+    return scores >= thr
 
 
 def remove_pos_weight_shift(logits: ArrayLike, pos_weight: Any) -> ArrayLike:
@@ -696,6 +949,8 @@ def remove_pos_weight_shift(logits: ArrayLike, pos_weight: Any) -> ArrayLike:
     Parameters
     ----------
     logits : tensor or array [..., C]
+        Real numbers (a NaN stays NaN). Integer arrays give float64; tensors must be
+        floating point.
     pos_weight : tensor, array or float, shape [C] or scalar, all > 0 and finite
 
     Returns
@@ -708,25 +963,42 @@ def remove_pos_weight_shift(logits: ArrayLike, pos_weight: Any) -> ArrayLike:
     >>> remove_pos_weight_shift(np.array([[0.0, 1.0]]), np.array([1.0, np.e])).tolist()
     [[0.0, 0.0]]
     """
-    w = np.asarray(_to_numpy(pos_weight, "pos_weight"), dtype=np.float64)
+    w = _check_pos_weight(pos_weight)
+    if _is_torch(logits):
+        if not logits.is_floating_point():
+            raise TypeError(f"logits must be a floating point tensor, got {logits.dtype}")
+        shape = tuple(logits.shape)
+    else:
+        logits = _to_numpy(logits, "logits")
+        if logits.dtype.kind not in "iuf":
+            raise TypeError(f"logits must be real numbers, got dtype {logits.dtype}")
+        shape = logits.shape
+    n_labels = shape[-1] if shape else None
+    if w.ndim == 1 and w.shape[0] != n_labels:
+        raise ValueError(
+            f"pos_weight has shape {w.shape} but logits have {n_labels} labels "
+            f"(shape {shape})")
+    shift = np.log(w)
+    if _is_torch(logits):
+        torch = _torch()
+        return logits - torch.as_tensor(shift, dtype=logits.dtype, device=logits.device)
+    arr = logits
+    return arr - shift.astype(arr.dtype) if arr.dtype.kind == "f" else arr - shift
+
+
+def _check_pos_weight(pos_weight: Any) -> np.ndarray:
+    """``pos_weight`` as float64, a scalar or 1-D, every entry positive and finite."""
+    w = _real_array(pos_weight, "pos_weight")
     if w.ndim > 1:
         raise ValueError(f"pos_weight must be a scalar or 1-D, got shape {w.shape}")
+    if w.ndim == 1 and w.shape[0] == 0:
+        raise ValueError("pos_weight is empty")
     bad = ~(np.isfinite(w) & (w > 0))
     if bad.any():
         i = int(np.flatnonzero(bad.reshape(-1))[0])
         raise ValueError(
             f"pos_weight must be positive and finite; got {w.reshape(-1)[i].item()!r} at label {i}")
-    n_labels = logits.shape[-1] if len(logits.shape) else None
-    if w.ndim == 1 and w.shape[0] != n_labels:
-        raise ValueError(
-            f"pos_weight has shape {w.shape} but logits have {n_labels} labels "
-            f"(shape {tuple(logits.shape)})")
-    shift = np.log(w)
-    if _is_torch(logits):
-        torch = _torch()
-        return logits - torch.as_tensor(shift, dtype=logits.dtype, device=logits.device)
-    arr = np.asarray(logits)
-    return arr - shift.astype(arr.dtype) if arr.dtype.kind == "f" else arr - shift
+    return w
 
 
 class MetricAccumulator:
@@ -761,14 +1033,29 @@ class MetricAccumulator:
 
     def __init__(self, *, k: int | Sequence[int] = (1, 3, 5), threshold: Any = 0.0,
                  pos_weight: Any = None, bucket_counts: Any = None) -> None:
+        # everything is checked here; what needs the number of labels C is checked as
+        # soon as C is known: here if a per-label argument gives it, else at update()
+        _check_k(k, None)
+        thr = _check_thresholds(threshold, None, "threshold")
+        pw = None if pos_weight is None else _check_pos_weight(pos_weight)
+        bc = None if bucket_counts is None else _check_bucket_counts(bucket_counts, None)
+        widths = {name: v.shape[0] for name, v in
+                  (("threshold", thr), ("pos_weight", pw), ("bucket_counts", bc))
+                  if v is not None and v.ndim == 1}
+        if len(set(widths.values())) > 1:
+            raise ValueError("per-label arguments disagree on the number of labels: " +
+                             ", ".join(f"{name} has {w}" for name, w in widths.items()))
+        self._width: tuple[str, int] | None = next(iter(widths.items()), None)
+        if self._width is not None:
+            try:
+                _check_k(k, self._width[1])
+            except ValueError as exc:
+                raise ValueError(f"{exc}; {self._width[0]} has {self._width[1]} labels"
+                                 ) from None
         self.k = k
-        self.threshold = threshold
-        self.pos_weight = None if pos_weight is None else np.asarray(
-            _to_numpy(pos_weight, "pos_weight"), dtype=np.float64)
-        if self.pos_weight is not None:
-            remove_pos_weight_shift(np.zeros((1, self.pos_weight.reshape(-1).shape[0])),
-                                    self.pos_weight)  # validates
-        self.bucket_counts = bucket_counts
+        self.threshold = threshold if thr.ndim == 0 else thr
+        self.pos_weight = pw
+        self.bucket_counts = bc
         self.reset()
 
     def reset(self) -> None:
@@ -786,11 +1073,18 @@ class MetricAccumulator:
 
     def update(self, scores: ArrayLike, targets: Any) -> None:
         """Add a batch: scores ``[B, C]`` (tensor on any device or array), targets ``[B, C]``
-        0/1 or a LabelMatrix of B rows."""
+        0/1 or a LabelMatrix of B rows.
+
+        Everything is checked before anything is stored: a rejected batch leaves the
+        accumulator as it was.
+        """
         bits = _score_bits(scores)
         b, c = bits.shape
         if self._n_labels is None:
-            self._n_labels = c
+            if self._width is not None and c != self._width[1]:
+                raise ValueError(f"scores have {c} labels but {self._width[0]} has "
+                                 f"{self._width[1]}")
+            _check_k(self.k, c)
         elif c != self._n_labels:
             raise ValueError(f"scores have {c} labels but earlier batches had {self._n_labels}")
         offsets, indices = _targets_csr(targets, b, c)
@@ -798,6 +1092,7 @@ class MetricAccumulator:
         self._indices.append(np.array(indices, copy=True))
         self._row_nnz.append(np.diff(offsets))
         self._n += b
+        self._n_labels = c
 
     def _collect(self) -> tuple[np.ndarray, Any]:
         if self._n == 0:
@@ -818,7 +1113,8 @@ class MetricAccumulator:
             scores = remove_pos_weight_shift(scores, self.pos_weight)
         offsets = np.zeros(self._n + 1, dtype=np.int64)
         np.cumsum(self._row_nnz[0], out=offsets[1:])
-        return scores, _CSR(offsets, self._indices[0], self._n_labels)
+        self._indices[0] = _checks.freeze(self._indices[0])  # ours: checked without a copy
+        return scores, _CSR(_checks.freeze(offsets), self._indices[0], self._n_labels)
 
     def compute(self) -> dict[str, Any]:
         """All metrics over the collected examples.
@@ -850,6 +1146,7 @@ class MetricAccumulator:
 
     def tune_thresholds(self, objective: str = "f1") -> np.ndarray:
         """:func:`tune_thresholds` on the collected (shift-corrected) scores."""
+        _check_objective(objective)
         scores, targets = self._collect()
         return tune_thresholds(targets, scores, objective)
 

@@ -326,6 +326,10 @@ def test_metric_accumulator_matches_functions():
     acc.reset()
     with pytest.raises(ValueError, match="empty"):
         acc.compute()
+    with pytest.raises(ValueError, match="scores have 3 labels but pos_weight has 40"):
+        acc.update(np.zeros((2, 3)), np.zeros((2, 3)))  # before any batch is stored
+    assert acc.n_samples == 0
+    acc = M.MetricAccumulator(k=1)
     acc.update(np.zeros((2, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="scores have 4 labels but earlier batches had 3"):
         acc.update(np.zeros((2, 4)), np.zeros((2, 4)))
@@ -357,7 +361,7 @@ def test_bad_inputs():
         M.average_precision(np.zeros((0, 2)), np.zeros((0, 2)))
     with pytest.raises(ValueError, match="scores is empty"):
         M.precision_at_k(np.zeros((3, 0)), np.zeros((3, 0)))
-    with pytest.raises(ValueError, match=r"k=3 is larger than the number of labels \(2\)"):
+    with pytest.raises(ValueError, match=r"k=3 is larger than the number of labels \(n_labels=2\)"):
         M.precision_at_k(y, s, k=(1, 3))
     with pytest.raises(ValueError, match="k must contain positive integers, got 0"):
         M.precision_at_k(y, s, k=[0])
