@@ -8,14 +8,19 @@ Examples
     longtail stats data.arrow --plot stats.png
     longtail convert train.parquet train.arrow
 
-Every command validates its input before writing anything, writes outputs to a temporary
-file renamed into place, and refuses to overwrite an existing file without ``--force``.
+Every command validates its input and its output path before any work (an output may
+never be one of its inputs, whatever symlinks or hard links say), writes outputs to a
+temporary file renamed into place, and refuses to overwrite an existing file without
+``--force``. An error is one line ``longtail COMMAND: error: ...`` on stderr naming the
+argument or file, never a traceback: exit status 2 when nothing was done because of the
+arguments or inputs, 1 when the work failed (see :func:`main`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -34,7 +39,7 @@ _COMMANDS: list[tuple[str, str]] = [
 
 
 class CLIError(Exception):
-    """A user error: printed as ``longtail: error: ...`` with exit status 2."""
+    """A user error: printed as ``longtail COMMAND: error: ...`` with exit status 2."""
 
 
 def _progress(total: float, desc: str) -> tuple[Callable[[float], None], Callable[[], None]]:
@@ -47,15 +52,47 @@ def _progress(total: float, desc: str) -> tuple[Callable[[float], None], Callabl
     return (lambda k: bar.update(k)), bar.close
 
 
-def _check_output(path: str, force: bool) -> None:
+def _check_output(path: str, force: bool, inputs: Sequence[str] = ()) -> None:
+    """Refuse a bad output before any work: missing or unwritable directory, a directory
+    or device, an existing file without ``--force``, or the same file as an input
+    (symlinks, hard links and relative paths included)."""
     from longtail.datasets.io import check_output_file
 
+    if path == "-":
+        raise CLIError("output '-': writing to standard output is not supported (outputs "
+                       "are renamed into place); give a file path")
     try:
-        check_output_file(path, force)
-    except FileExistsError as exc:
-        raise CLIError(f"{exc}") from None
-    except ValueError as exc:
+        check_output_file(path, force, inputs)
+    except (FileExistsError, ValueError, TypeError) as exc:
         raise CLIError(str(exc)) from None
+
+
+def check_input(path: str) -> str:
+    """Refuse an input that is missing, a directory, not a regular file (a FIFO or a
+    device would block or be read endlessly) or unreadable; return it."""
+    from longtail.datasets.io import check_input_file
+
+    try:
+        p = check_input_file(path)
+    except ValueError as exc:  # LabelFileError is one too
+        raise CLIError(str(exc)) from None
+    if not os.path.isfile(p):
+        raise CLIError(f"input {p!r} is not a regular file (a FIFO, device or socket)")
+    if not os.access(p, os.R_OK):
+        raise CLIError(f"input {p!r} is not readable (permission denied)")
+    return p
+
+
+def _magic(path: str) -> bytes:
+    """The first 8 bytes of a file (``b""`` if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8)
+    except OSError:
+        return b""
+
+
+_IPC_FILE, _PARQUET, _IPC_STREAM = b"ARROW1", b"PAR1", b"\xff\xff\xff\xff"
 
 
 # ---------------------------------------------------------------------------- generate
@@ -111,17 +148,34 @@ def _add_stats(sub: Any) -> None:
 
 
 def load_labels(path: str, column: str = "labels") -> Any:
-    """Open a label column from an Arrow IPC file (memory-mapped) or a Parquet file."""
+    """Open a label column from an Arrow IPC file (memory-mapped) or a Parquet file.
+
+    The format is told by the file's first bytes (then by its suffix); every error is a
+    :class:`CLIError` naming the file.
+    """
     from longtail.datasets.label_matrix import LabelMatrix
 
-    if path.lower().endswith((".parquet", ".pq")):
-        return LabelMatrix.read_parquet(path, column)
-    return LabelMatrix.open(path, column)
+    p = check_input(path)
+    head = _magic(p)
+    if head.startswith(_IPC_STREAM):
+        raise CLIError(f"{p!r} is an Arrow IPC stream, not an IPC file: convert it once "
+                       "with `longtail convert IN OUT`")
+    parquet = head.startswith(_PARQUET) or (
+        not head.startswith(_IPC_FILE) and p.lower().endswith((".parquet", ".pq")))
+    try:
+        if parquet:
+            return LabelMatrix.read_parquet(p, column)
+        return LabelMatrix.open(p, column)
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        raise CLIError(msg if p in msg else f"{p!r} column {column!r}: {msg}") from None
+    except OSError as exc:  # an I/O error reading the file
+        raise CLIError(f"cannot read {p!r}: {exc}") from None
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    if args.plot:
-        _check_output(args.plot, args.force)
+    if args.plot is not None:
+        _check_output(args.plot, args.force, inputs=[args.path])
         try:
             import matplotlib  # noqa: F401
         except ImportError:
@@ -138,13 +192,15 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         if L:
             head = counts[: max(1, L // 10)].sum() / max(counts.sum(), 1)
             print(f"{'share of positives in top 10% labels':<28}  {head:.1%}")
-    if args.plot:
-        _plot_stats(labels, args.plot, args.force, title=os.path.basename(args.path))
+    if args.plot is not None:
+        _plot_stats(labels, args.plot, args.force, title=os.path.basename(args.path),
+                    inputs=[args.path])
         print(f"wrote {args.plot}")
     return 0
 
 
-def _plot_stats(labels: Any, path: str, overwrite: bool, title: str) -> None:
+def _plot_stats(labels: Any, path: str, overwrite: bool, title: str,
+                inputs: Sequence[str] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,23 +226,26 @@ def _plot_stats(labels: Any, path: str, overwrite: bool, title: str) -> None:
     ax.set_title("cardinality")
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_output(path, overwrite) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_output(path, overwrite, inputs=inputs) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
 
 
 # ---------------------------------------------------------------------------- convert
 def _add_convert(sub: Any) -> None:
     p = sub.add_parser("convert", help="convert Parquet / compressed IPC to mappable IPC",
-                       description="Convert a Parquet or compressed Arrow IPC file into an "
-                                   "uncompressed Arrow IPC file that longtail memory-maps "
-                                   "(labels as large_list<int32>, features as "
-                                   "fixed_size_list<float32>).")
+                       description="Convert a Parquet file or an Arrow IPC file or stream "
+                                   "(compressed or not) into an uncompressed Arrow IPC file "
+                                   "that longtail memory-maps (labels as large_list<int32>, "
+                                   "features as fixed_size_list<float32>).")
     p.add_argument("input", help="input .parquet or .arrow file")
     p.add_argument("output", help="output .arrow file")
     p.add_argument("--labels", default="labels", help="label column (default: labels)")
-    p.add_argument("--features", default="features",
-                   help="feature column, if present (default: features)")
+    p.add_argument("--features", default=None,
+                   help="feature column: lists of numbers, one length, finite (default: "
+                        "the column 'features' if there is one)")
     p.add_argument("--canonicalize", action="store_true",
                    help="sort and deduplicate label ids instead of rejecting such rows")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
@@ -194,86 +253,134 @@ def _add_convert(sub: Any) -> None:
 
 
 def _read_any_table(path: str) -> Any:
+    """Read a Parquet file or an Arrow IPC file or stream whole, told by its first bytes.
+
+    A truncated, corrupt or unknown file is a :class:`CLIError` naming it; the table is
+    fully validated (offsets in bounds) before anything reads it.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from longtail.datasets.io import check_input_file
-
-    check_input_file(path)
-    if path.lower().endswith((".parquet", ".pq")):
-        return pq.read_table(path)
+    p = check_input(path)
+    if os.path.getsize(p) == 0:
+        raise CLIError(f"{p!r} is empty")
+    head = _magic(p)
+    if head.startswith(_PARQUET):
+        kind = "Parquet file"
+    elif head.startswith(_IPC_FILE):
+        kind = "Arrow IPC file"
+    elif head.startswith(_IPC_STREAM):
+        kind = "Arrow IPC stream"
+    else:
+        raise CLIError(f"{p!r} is neither a Parquet file nor an Arrow IPC file or stream "
+                       f"(it starts with {head!r})")
     try:
-        with pa.memory_map(path, "r") as source:
-            return pa.ipc.open_file(source).read_all()
-    except pa.ArrowInvalid:
-        pass
-    try:
-        with pa.memory_map(path, "r") as source:
-            return pa.ipc.open_stream(source).read_all()
-    except pa.ArrowInvalid:
-        pass
-    try:
-        return pq.read_table(path)
-    except Exception as exc:
-        raise CLIError(f"{path!r} is neither an Arrow IPC nor a Parquet file: {exc}") from None
+        if kind == "Parquet file":
+            table = pq.read_table(p)
+        else:
+            with pa.memory_map(p, "r") as source:
+                reader = (pa.ipc.open_file(source) if kind == "Arrow IPC file"
+                          else pa.ipc.open_stream(source))
+                table = reader.read_all()
+        table.validate(full=True)
+    except (pa.ArrowException, OSError, ValueError, MemoryError) as exc:
+        raise CLIError(f"{p!r} is a damaged {kind} (truncated or corrupt?): "
+                       f"{_one_line(exc)}") from None
+    return table
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     import pyarrow as pa
 
-    from longtail.datasets.io import features_array, labels_field_array, write_table
+    from longtail.datasets.io import labels_field_array, write_table
     from longtail.datasets.label_matrix import LabelMatrix
 
-    _check_output(args.output, args.force)
-    if os.path.abspath(args.input) == os.path.abspath(args.output):
-        raise CLIError("input and output are the same file")
+    _check_output(args.output, args.force, inputs=[args.input])
     table = _read_any_table(args.input)
-    if args.labels not in table.column_names:
-        raise CLIError(f"{args.input!r} has no column {args.labels!r} "
-                       f"(columns: {table.column_names})")
+    names = table.column_names
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise CLIError(f"{args.input!r} has duplicate column names {dup}")
+    if args.labels not in names:
+        raise CLIError(f"{args.input!r} has no column {args.labels!r} (columns: {names})")
+    feature_col = "features" if args.features is None else args.features
+    if args.features is not None and args.features not in names:
+        raise CLIError(f"--features: {args.input!r} has no column {args.features!r} "
+                       f"(columns: {names})")
+    if feature_col == args.labels and feature_col in names:
+        raise CLIError(f"--features and --labels name the same column {feature_col!r}")
     try:
         labels = LabelMatrix.from_arrow(table.column(args.labels),
                                         canonicalize=args.canonicalize)
     except (ValueError, TypeError) as exc:
         raise CLIError(f"{args.input!r} column {args.labels!r}: {exc}") from None
     fields, columns = [], []
-    for name in table.column_names:
-        col = table.column(name)
+    for i, name in enumerate(names):
+        col = table.column(i)
         if name == args.labels:
             field, arr = labels_field_array(labels)
             fields.append(field.with_name(name))
             columns.append(arr)
             continue
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        if name == args.features and (pa.types.is_list(arr.type)
-                                      or pa.types.is_large_list(arr.type)
-                                      or pa.types.is_fixed_size_list(arr.type)):
-            arr = _features_to_fixed(arr, args.input, name, features_array)
+        if name == feature_col:
+            arr = _features_to_fixed(arr, args.input, name)
         fields.append(pa.field(name, arr.type))
         columns.append(arr)
     out = pa.Table.from_arrays(columns, schema=pa.schema(fields))
-    write_table(args.output, out, overwrite=args.force)
+    write_table(args.output, out, overwrite=args.force, inputs=[args.input])
     print(f"wrote {args.output}: {len(labels):,} rows, {labels.n_labels:,} labels, "
           f"columns {out.column_names}")
     return 0
 
 
-def _features_to_fixed(arr: Any, path: str, name: str, features_array: Any) -> Any:
+def _features_to_fixed(arr: Any, path: str, name: str) -> Any:
+    """A ``fixed_size_list<float32>`` feature column: one length, no nulls, finite."""
     import pyarrow as pa
 
+    from longtail.datasets.io import features_array
+
+    where = f"{path!r} column {name!r}"
+    t = arr.type
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
+        raise CLIError(f"{where}: features must be lists of numbers, got {t} (name another "
+                       "column with --features)")
+    vt = t.value_type
+    if not (pa.types.is_integer(vt) or pa.types.is_floating(vt)):
+        raise CLIError(f"{where}: features must be lists of numbers, got {t}")
     if arr.null_count:
         row = int(np.flatnonzero(np.asarray(arr.is_null()))[0])
-        raise CLIError(f"{path!r} column {name!r}: row {row} is null")
-    if pa.types.is_fixed_size_list(arr.type):
-        d = arr.type.list_size
+        raise CLIError(f"{where}: row {row} is null")
+    if pa.types.is_fixed_size_list(t):
+        d = t.list_size
+        starts = np.arange(len(arr) + 1, dtype=np.int64) * d
     else:
-        lengths = np.diff(np.asarray(arr.offsets))
+        offsets = np.asarray(arr.offsets, dtype=np.int64)
+        starts = offsets - offsets[0]
+        lengths = np.diff(offsets)
         if lengths.size and (lengths != lengths[0]).any():
             row = int(np.flatnonzero(lengths != lengths[0])[0])
-            raise CLIError(f"{path!r} column {name!r}: row {row} has {lengths[row]} values, "
+            raise CLIError(f"{where}: row {row} has {lengths[row]} values, "
                            f"row 0 has {lengths[0]} (features need one length)")
         d = int(lengths[0]) if lengths.size else 0
-    values = np.asarray(arr.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+    if d == 0:
+        raise CLIError(f"{where}: rows have no values (features need at least one)")
+    flat = arr.flatten()  # the values of the rows, slice offset applied
+    if flat.null_count:
+        i = int(np.flatnonzero(np.asarray(flat.is_null()))[0])
+        row = int(np.searchsorted(starts, i, side="right") - 1)
+        raise CLIError(f"{where}: row {row} has a null at position {i - starts[row]}")
+    raw = flat.to_numpy(zero_copy_only=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        values = np.asarray(raw, dtype=np.float32)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        row = int(np.searchsorted(starts, i, side="right") - 1)
+        pos = int(i - starts[row])
+        why = "beyond the float32 range" if np.isfinite(raw[i]) else "not finite"
+        raise CLIError(f"{where}: row {row} has {float(raw[i])!r} at position {pos} "
+                       f"({why}; features must be finite)")
     return features_array(values.reshape(len(arr), d))
 
 
@@ -299,16 +406,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (pyarrow's can span several)."""
+    return re.sub(r"\s*\n\s*", " ", str(exc)).strip() or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``longtail`` console script."""
+    """Entry point of the ``longtail`` console script.
+
+    Errors end the process with one line ``longtail COMMAND: error: ...`` on stderr and
+    no traceback: exit status 2 when the arguments or input files are refused (nothing
+    was written), 1 when the work failed (an I/O error while writing, out of memory, an
+    internal error), 130 on Ctrl-C. Set ``LONGTAIL_DEBUG=1`` to see tracebacks.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    prog = f"{parser.prog} {args.command}"
+
+    def fail(status: int, msg: str) -> None:
+        parser.exit(status, f"{prog}: error: {msg}\n")
+
     try:
         return int(args.func(args) or 0)
-    except CLIError as exc:
-        parser.exit(2, f"longtail: error: {exc}\n")
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
-        parser.exit(2, f"longtail: error: {exc}\n")
+    except KeyboardInterrupt:
+        fail(130, "interrupted (no output written)")
+    except Exception as exc:
+        if os.environ.get("LONGTAIL_DEBUG"):
+            raise
+        if isinstance(exc, (CLIError, ValueError, TypeError, FileExistsError,
+                            FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+            fail(2, _one_line(exc))
+        elif isinstance(exc, MemoryError):
+            fail(1, f"out of memory ({_one_line(exc)})")
+        elif isinstance(exc, OSError):
+            fail(1, _one_line(exc))
+        else:  # a bug: still one line, with what is needed to report it
+            fail(1, f"internal error, please report it (LONGTAIL_DEBUG=1 shows the "
+                    f"traceback): {type(exc).__name__}: {_one_line(exc)}")
     return 0  # pragma: no cover
 
 
