@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from longtail import _checks_kernels as K
+
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _INT64_MAX = int(np.iinfo(np.int64).max)
 
@@ -247,14 +249,12 @@ def check_csr(offsets: Any, indices: Any, n_labels: int | None, *, where: str = 
     ...
     ValueError: duplicate label id 1 in row 0; pass canonicalize=True to sort and deduplicate
     """
-    from longtail.datasets import _kernels as K
-
     idx_arr = _integer_array(indices, "label ids", where)
     off = check_offsets(offsets, idx_arr.shape[0], where=where)
     idx, n_labels = check_label_ids(idx_arr, off, n_labels, where=where)
     off, idx = own(off, np.int64), own(idx, np.int32)
     if order and idx.size:
-        code, row, pos = K.check_rows(off, idx, n_labels)
+        code, row, pos = K.check_order(off, idx)
         if code == K.UNSORTED:
             raise ValueError(
                 f"label ids of row {row}{where} are not sorted (id {int(idx[pos])} after "

@@ -71,7 +71,7 @@ def test_weighted_sampler_owns_its_weights():
     w2 = np.array([1.0, 0.0, 2.0, 3.0])
     s2 = WeightedSampler(w2, num_samples=3, replacement=False, seed=1)
     w2[1] = 100.0
-    assert 1 not in _order(s2)
+    assert _order(s2).count(1) == 0  # the zero weight seen at construction still holds
 
 
 def test_check_weights_copies_writable_input():

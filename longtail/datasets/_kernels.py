@@ -8,34 +8,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# codes returned by check_rows
-OK, NEGATIVE, TOO_LARGE, UNSORTED, DUPLICATE, BAD_OFFSETS = 0, 1, 2, 3, 4, 5
-
-
-@njit(cache=True)
-def check_rows(offsets, indices, n_labels):
-    """First problem in a CSR label matrix: ``(code, row, position)``; code 0 if none."""
-    n = offsets.shape[0] - 1
-    for r in range(n):
-        start = offsets[r]
-        stop = offsets[r + 1]
-        if stop < start:
-            return BAD_OFFSETS, r, start
-        prev = -1
-        for p in range(start, stop):
-            v = indices[p]
-            if v < 0:
-                return NEGATIVE, r, p
-            if v >= n_labels:
-                return TOO_LARGE, r, p
-            if v < prev:
-                return UNSORTED, r, p
-            if v == prev:
-                return DUPLICATE, r, p
-            prev = v
-    return OK, -1, -1
-
-
 @njit(cache=True)
 def canonicalize_rows(offsets, indices):
     """Sort every row and drop duplicate ids; returns new ``(offsets, indices)``."""
