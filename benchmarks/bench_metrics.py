@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _util import fmt_s, run_python, table  # noqa: E402
 
-from longtail import _metrics_kernels as K  # noqa: E402
+from longtail.metrics import _kernels as K  # noqa: E402
 from longtail import metrics as M  # noqa: E402
 
 N_LABELS = 7900

@@ -41,8 +41,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _util import table  # noqa: E402
 
-from longtail.samplers.replay import HardExampleSampler  # noqa: E402
-from longtail.samplers.sumtree import SumTree  # noqa: E402
+from longtail.samplers.replay.sampler import HardExampleSampler  # noqa: E402
+from longtail.samplers.replay.sumtree import SumTree  # noqa: E402
 
 BATCH = 256
 ALPHA, BETA, EPS = 0.6, 0.4, 1e-6

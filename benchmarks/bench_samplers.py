@@ -46,12 +46,12 @@ from _util import fmt_s, table  # noqa: E402
 
 from longtail import LabelMatrix  # noqa: E402
 from longtail.datasets.synthetic import make_long_tail  # noqa: E402
-from longtail.samplers.balanced import (  # noqa: E402
+from longtail.samplers.balanced.samplers import (  # noqa: E402
     ClassAwareSampler,
     RepeatFactorSampler,
     WeightedSampler,
 )
-from longtail.samplers.weights import exposure_report, sample_weights  # noqa: E402
+from longtail.samplers.weights.weighting import exposure_report, sample_weights  # noqa: E402
 
 ROWS: list[list[str]] = []
 HEAD = ["section", "case", "anchor", "anchor time", "longtail", "speedup",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from longtail._lazy import lazy_exports
+from longtail._core.lazy import lazy_exports
 from longtail.datasets import _LAZY as _DATASETS  # noqa: E402  (no heavy imports)
 from longtail.samplers import _LAZY as _SAMPLERS  # noqa: E402
 

@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from longtail import LabelMatrix
 from longtail.datasets import ArrowDataset, write_dataset
-from longtail.samplers import _balanced_kernels as BK
-from longtail.samplers.balanced import (
+from longtail.samplers.balanced import _kernels as BK
+from longtail.samplers.balanced.samplers import (
     ClassAwareSampler,
     LabelledIndex,
     RepeatFactorSampler,
@@ -19,7 +19,7 @@ from longtail.samplers.balanced import (
     sampled_labels,
     with_sampled_labels,
 )
-from longtail.samplers.weights import exposure_report, sample_weights
+from longtail.samplers.weights.weighting import exposure_report, sample_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")
 

@@ -522,7 +522,7 @@ def test_hostile_arguments_end_in_one_line(data, capsys, tmp_path):
 
 
 def test_internal_errors_and_interrupts_are_one_line(data, capsys, monkeypatch):
-    import longtail.samplers.weights as weights
+    import longtail.samplers.weights.weighting as weights
 
     def bug(*a, **k):
         raise IndexError("index 7 is out of bounds")

@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from longtail import LabelMatrix
-from longtail._checks import check_csr, freeze, is_immutable, own
+from longtail._core.checks import check_csr, freeze, is_immutable, own
 from longtail.datasets import ArrowDataset, make_long_tail, write_dataset
 
 

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-from longtail import _metrics_kernels as K
+from longtail.metrics import _kernels as K
 from longtail import losses as L
 from longtail import metrics as M
 

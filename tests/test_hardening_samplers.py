@@ -22,7 +22,7 @@ from longtail.samplers import (
     multilabel_train_test_split,
     stratification_report,
 )
-from longtail.samplers.weights import check_weights
+from longtail.samplers.weights.weighting import check_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")
 

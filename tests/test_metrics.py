@@ -384,7 +384,7 @@ def test_bad_inputs():
 def test_each_kernel_compiles_once_whatever_the_input_types():
     import scipy.sparse as sp
 
-    from longtail import _metrics_kernels as K
+    from longtail.metrics import _kernels as K
 
     rng = np.random.default_rng(0)
     y = rng.random((30, 5)) < 0.3

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from longtail.datasets.index_batch import (IndexBatch, collate_with_extras,
                                            with_extras)
-from longtail.samplers.replay import HardExampleSampler
+from longtail.samplers.replay.sampler import HardExampleSampler
 
 N = 30
 

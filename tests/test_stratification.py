@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from longtail import LabelMatrix, iterative_stratification, stratification_report
-from longtail._rng import derive_seed, rng_below, rng_init, rng_shuffle
+from longtail._core.rng import derive_seed, rng_below, rng_init, rng_shuffle
 from longtail.cli import main
 from longtail.datasets import make_long_tail
-from longtail.samplers import _stratification_kernels as K
-from longtail.samplers import stratification as S
+from longtail.samplers.split import _kernels as K
+from longtail.samplers.split import stratification as S
 
 iterstrat = pytest.importorskip("iterstrat.ml_stratifiers")
 

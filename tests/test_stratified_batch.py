@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, Dataset
 from longtail import LabelMatrix
 from longtail.datasets import make_long_tail
 from longtail.samplers import StratifiedBatchSampler
-from longtail.samplers import _stratification_kernels as K
+from longtail.samplers.split import _kernels as K
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from longtail.samplers import _sumtree_kernels as K
-from longtail.samplers.sumtree import SumTree
+from longtail.samplers.replay import _kernels as K
+from longtail.samplers.replay.sumtree import SumTree
 
 
 def _inner_ok(tree: SumTree) -> bool:

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from longtail import LabelMatrix, make_long_tail
-from longtail.samplers import _weights_kernels as K
-from longtail.samplers.weights import (
+from longtail.samplers.weights import _kernels as K
+from longtail.samplers.weights.weighting import (
     METHODS,
     ExposureReport,
     check_weights,

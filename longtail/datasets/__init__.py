@@ -8,7 +8,7 @@ Example
 """
 from __future__ import annotations
 
-from longtail._lazy import lazy_exports
+from longtail._core.lazy import lazy_exports
 
 _LAZY = {
     "LabelMatrix": "longtail.datasets.label_matrix",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from longtail._checks import check_csr, check_n_labels, check_offsets, freeze, row_of
+from longtail._core.checks import check_csr, check_n_labels, check_offsets, freeze, row_of
 from longtail.datasets import _kernels as K
 from longtail.datasets.io import (
     PathLike,
@@ -160,7 +160,7 @@ class LabelMatrix:
                keepalive=None, path=None, column=None, where="", fingerprint=None) -> None:
         """Check (unless ``trusted``: arrays this package just built), own and freeze.
 
-        Untrusted arrays go through :func:`longtail._checks.check_csr` (offsets first,
+        Untrusted arrays go through :func:`longtail._core.checks.check_csr` (offsets first,
         then the id range, then the order), so no kernel ever walks unchecked offsets.
         """
         if trusted:

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from longtail._rng import derive_seed, kernel_seed
+from longtail._core.rng import derive_seed, kernel_seed
 from longtail.datasets import _synthetic_kernels as SK
 from longtail.datasets.label_matrix import LabelMatrix
 

@@ -1,5 +1,10 @@
 """Multilabel-aware samplers, sample weights and iterative stratification.
 
+Four capabilities, one subpackage each: :mod:`~longtail.samplers.weights` (per-example
+weights), :mod:`~longtail.samplers.balanced` (weighted, repeat-factor, class-aware
+samplers), :mod:`~longtail.samplers.split` (stratification, splitters, stratified
+batches) and :mod:`~longtail.samplers.replay` (hard-example replay, sum tree).
+
 Every sampler follows ``torch.utils.data.Sampler`` (or yields lists of indices when it is a
 batch sampler), takes ``seed``, has ``set_epoch``, shards across ``torch.distributed``
 ranks and resumes mid-epoch through ``state_dict`` / ``load_state_dict``.
@@ -10,29 +15,14 @@ Example
 """
 from __future__ import annotations
 
-from longtail._lazy import lazy_exports
+from longtail._core.lazy import lazy_exports
+from longtail.samplers.balanced import _LAZY as _BALANCED
+from longtail.samplers.replay import _LAZY as _REPLAY
+from longtail.samplers.split import _LAZY as _SPLIT
+from longtail.samplers.weights import _LAZY as _WEIGHTS
 
-_LAZY = {
-    "sample_weights": "longtail.samplers.weights",
-    "exposure_report": "longtail.samplers.weights",
-    "ExposureReport": "longtail.samplers.weights",
-    "WeightedSampler": "longtail.samplers.balanced",
-    "RepeatFactorSampler": "longtail.samplers.balanced",
-    "ClassAwareSampler": "longtail.samplers.balanced",
-    "LabelledIndex": "longtail.samplers.balanced",
-    "with_sampled_labels": "longtail.samplers.balanced",
-    "sampled_labels": "longtail.samplers.balanced",
-    "iterative_stratification": "longtail.samplers.stratification",
-    "stratification_report": "longtail.samplers.stratification",
-    "StratificationReport": "longtail.samplers.stratification",
-    "stratified_split": "longtail.samplers.splitters",
-    "multilabel_train_test_split": "longtail.samplers.splitters",
-    "MultilabelStratifiedKFold": "longtail.samplers.splitters",
-    "RepeatedMultilabelStratifiedKFold": "longtail.samplers.splitters",
-    "MultilabelStratifiedShuffleSplit": "longtail.samplers.splitters",
-    "StratifiedBatchSampler": "longtail.samplers.stratified_batch",
-    "HardExampleSampler": "longtail.samplers.replay",
-    "SumTree": "longtail.samplers.sumtree",
-}
+_INTERNAL = {"check_weights", "METHODS"}   # public within longtail.samplers.weights only
+_LAZY = {name: module for part in (_WEIGHTS, _BALANCED, _SPLIT, _REPLAY)
+         for name, module in part.items() if name not in _INTERNAL}
 __all__ = sorted(_LAZY)
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

@@ -36,8 +36,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from longtail._rng import derive_seed
-from longtail.samplers.stratification import (
+from longtail._core.rng import derive_seed
+from longtail.samplers.split.stratification import (
     _compat_parts,
     _group_index,
     _stratify,
@@ -340,7 +340,7 @@ class RepeatedMultilabelStratifiedKFold:
         cv = MultilabelStratifiedKFold(self.n_splits, shuffle=True, order=self.order,
                                        method=self.method, compat=self.compat)
         if self.compat is not None:
-            from longtail.samplers.stratification import _check_random_state
+            from longtail.samplers.split.stratification import _check_random_state
 
             rng: Any = _check_random_state(self.random_state)
             states: Iterator[Any] = itertools.repeat(rng, self.n_repeats)
@@ -419,7 +419,7 @@ class MultilabelStratifiedShuffleSplit:
             if units < 2:
                 raise ValueError(f"groups: {units} group cannot be split into train and test")
         if self.compat is not None:
-            from longtail.samplers.stratification import _check_random_state
+            from longtail.samplers.split.stratification import _check_random_state
 
             rng = _check_random_state(self.random_state)
             r = sizes / (n_train + n_test + rest)
@@ -569,7 +569,7 @@ def stratified_split(
     >>> {k: len(v) for k, v in parts.items()}
     {'train': 800, 'val': 100, 'test': 100}
     """
-    from longtail.samplers.stratification import iterative_stratification
+    from longtail.samplers.split.stratification import iterative_stratification
 
     if isinstance(fractions, Mapping):
         names = list(fractions.keys())

@@ -1,7 +1,7 @@
 """Balancing samplers: weighted, repeat-factor and class-aware, distributed and resumable.
 
 All three are ``torch.utils.data.Sampler`` s built on
-:class:`~longtail.samplers._common.EpochSampler`: each epoch is a pure function of
+:class:`~longtail._core.sampler.EpochSampler`: each epoch is a pure function of
 ``(seed, epoch)`` (call ``set_epoch`` as with ``DistributedSampler``), computed once in the
 main process by a serial Numba kernel, so the order does not depend on the number of
 DataLoader workers; ``num_replicas`` / ``rank`` default to the initialised
@@ -39,15 +39,14 @@ import numpy as np
 
 from longtail.datasets.index_batch import IndexBatch
 from longtail.datasets.label_matrix import LabelMatrix
-from longtail.samplers import _balanced_kernels as BK
-from longtail.samplers import _weights_kernels as WK
-from longtail.samplers._common import (
+from longtail.samplers.balanced import _kernels as BK
+from longtail._core.sampler import (
     EpochSampler,
     check_memory,
     check_positive_int,
     labels_crc,
 )
-from longtail.samplers.weights import check_weights, sample_weights
+from longtail.samplers.weights.weighting import check_weights, sample_weights
 
 __all__ = ["WeightedSampler", "RepeatFactorSampler", "ClassAwareSampler", "LabelledIndex",
            "with_sampled_labels", "sampled_labels"]
@@ -481,8 +480,8 @@ class ClassAwareSampler(EpochSampler):
         lw = np.zeros(self.labels.n_labels)
         nz = counts > 0
         lw[nz] = self.label_probabilities()[nz] / counts[nz]
-        w = WK.aggregate_rows(self.labels.offsets, self.labels.indices, lw, counts,
-                              WK.AGG_SUM, 0.0)
+        rows = np.repeat(np.arange(len(self.labels)), self.labels.row_lengths())
+        w = np.bincount(rows, weights=lw[self.labels.indices], minlength=len(self.labels))
         return w / w.mean()
 
     def __repr__(self) -> str:

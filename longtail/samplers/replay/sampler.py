@@ -21,11 +21,11 @@ import torch
 from numpy.typing import ArrayLike
 from torch.utils.data import Sampler
 
-from longtail._rng import derive_seed
+from longtail._core.rng import derive_seed
 from longtail.datasets.index_batch import IndexBatch
-from longtail.samplers import _sumtree_kernels as _k
-from longtail._checks import freeze
-from longtail.samplers._common import (
+from longtail.samplers.replay import _kernels as _k
+from longtail._core.checks import freeze
+from longtail._core.sampler import (
     check_int,
     check_memory,
     check_positive_int,
@@ -34,7 +34,7 @@ from longtail.samplers._common import (
     same_value,
     state_value,
 )
-from longtail.samplers.sumtree import _tree_size
+from longtail.samplers.replay.sumtree import _tree_size
 
 __all__ = ["HardExampleSampler"]
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from longtail._rng import derive_seed
-from longtail.samplers import _stratification_kernels as K
-from longtail.samplers._common import EpochSampler, check_positive_int, labels_crc
-from longtail.samplers.stratification import _EMPTY_I32, as_label_matrix
+from longtail._core.rng import derive_seed
+from longtail.samplers.split import _kernels as K
+from longtail._core.sampler import EpochSampler, check_positive_int, labels_crc
+from longtail.samplers.split.stratification import _EMPTY_I32, as_label_matrix
 
 __all__ = ["StratifiedBatchSampler"]
 

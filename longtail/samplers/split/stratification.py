@@ -59,8 +59,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from longtail._rng import derive_seed
-from longtail.samplers import _stratification_kernels as K
+from longtail._core.rng import derive_seed
+from longtail.samplers.split import _kernels as K
 
 if TYPE_CHECKING:  # pragma: no cover
     from longtail.datasets.label_matrix import LabelMatrix
@@ -305,10 +305,10 @@ def _stratify(lm: "LabelMatrix", r: np.ndarray, sizes: np.ndarray, *, order: int
 
 def _csc(offsets: np.ndarray, indices: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Read-only CSC (column -> sorted row ids) of a CSR unit matrix."""
-    from longtail.datasets import _kernels as DK
+    from longtail.datasets import LabelMatrix
 
-    t_off, t_idx = DK.transpose(offsets, indices, n_cols)
-    return _readonly(t_off), _readonly(t_idx)
+    t = LabelMatrix(offsets, indices, n_cols).transpose()
+    return t.offsets, t.indices
 
 
 def _compat_parts(lm: "LabelMatrix", r: np.ndarray, random_state: Any,

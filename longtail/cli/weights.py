@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from longtail.cli import CLIError, _check_output, load_labels
+from longtail.cli._common import CLIError, check_output, load_labels
 
 # CLI option -> sample_weights parameter (only the options given are passed on)
 _PARAMS = {
@@ -35,7 +35,7 @@ _FORMATS = (".npy", ".parquet", ".pq")
 
 def add_parser(sub: Any) -> None:
     """Register ``longtail weights`` on the ``longtail`` subcommand parser."""
-    from longtail.samplers.weights import METHODS
+    from longtail.samplers.weights.weighting import METHODS
 
     p = sub.add_parser(
         "weights", help="per-example sample weights and their label exposure",
@@ -76,12 +76,12 @@ def add_parser(sub: Any) -> None:
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
-    from longtail.samplers.weights import exposure_report, sample_weights
+    from longtail.samplers.weights.weighting import exposure_report, sample_weights
 
     out = args.output
     if not out.lower().endswith(_FORMATS):
         raise CLIError(f"output {out!r} must end with .npy or .parquet")
-    _check_output(out, args.force, inputs=[args.path])
+    check_output(out, args.force, inputs=[args.path])
     params = {_PARAMS[k]: v for k, v in vars(args).items() if k in _PARAMS and v is not None}
     labels = load_labels(args.path, args.column)
     t0 = time.perf_counter()

@@ -11,14 +11,14 @@ and a tree rebuilt from its leaves is bitwise equal to one updated step by step 
 makes resume and DDP replicas exact).
 
 Every kernel is serial (``parallel=False``: samplers run in the main process next to
-fork-started DataLoader workers) and takes its randomness from ``longtail._rng``.
+fork-started DataLoader workers) and takes its randomness from ``longtail._core.rng``.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, uint64
 
-from longtail._rng import rng_below, rng_init, rng_shuffle, rng_uniform
+from longtail._core.rng import rng_below, rng_init, rng_shuffle, rng_uniform
 
 _GOLDEN = 0x9E3779B97F4A7C15
 
@@ -31,7 +31,7 @@ def mix_seed(base, counter):
     """A 64-bit seed for draw number ``counter`` of a stream whose seed is ``base``.
 
     ``splitmix64(base + counter * golden)``: a bijective hash of the counter, so the
-    per-step streams are unrelated; ``base`` comes from :func:`longtail._rng.derive_seed`
+    per-step streams are unrelated; ``base`` comes from :func:`longtail._core.rng.derive_seed`
     (``SeedSequence``, ~10 us) once per sampler, this costs nanoseconds per step.
     """
     z = uint64(base) + uint64(counter) * uint64(_GOLDEN)

@@ -66,7 +66,7 @@ def first_nan(bits):
 
 
 # ---------------------------------------------------------------------------------
-# targets: dense 0/1 rows -> CSR (CSR targets are checked by longtail._checks.check_csr)
+# targets: dense 0/1 rows -> CSR (CSR targets are checked by longtail._core.checks.check_csr)
 # ---------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def dense_nonzero(flat, words, head, n_cols, row0, counts, indices, ends):

@@ -1,4 +1,4 @@
-"""Numba kernels behind :mod:`longtail.samplers.weights`.
+"""Numba kernels behind :mod:`longtail.samplers.weights.weighting`.
 
 Every kernel takes the canonical LabelMatrix arrays unchanged (``offsets`` int64 and
 ``indices`` int32, read-only) and float64 vectors, so each compiles once. All kernels are

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from longtail import _checks_kernels as K
+from longtail._core import _kernels as K
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _INT64_MAX = int(np.iinfo(np.int64).max)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint32, uint64
 
-from longtail._rng import rng_below, rng_init, rng_shuffle
+from longtail._core.rng import rng_below, rng_init, rng_shuffle
 
 METHOD_SECHIDIS = 0
 METHOD_BALANCED = 1

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from longtail.cli import CLIError, _check_output, _one_line, check_input, load_labels
+from longtail.cli._common import CLIError, check_input, check_output, load_labels, one_line
 
 _FORMATS = (".parquet", ".pq")
 
@@ -99,7 +99,7 @@ def _read_column(path: str, column: str) -> np.ndarray:
     except CLIError:
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
-        msg = _one_line(exc)
+        msg = one_line(exc)
         raise CLIError(msg if repr(path) in msg else
                        f"--groups: cannot read column {column!r} of {path!r}: {msg}") from None
     t = col.type
@@ -120,7 +120,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from longtail.datasets.io import atomic_output
-    from longtail.samplers.stratification import (
+    from longtail.samplers.split.stratification import (
         check_fractions,
         iterative_stratification,
         stratification_report,
@@ -132,7 +132,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
     if not args.output.lower().endswith(_FORMATS):
         raise CLIError(f"output {args.output!r} must end with .parquet (split writes "
                        "Parquet)")
-    _check_output(args.output, args.force, inputs=[args.path])
+    check_output(args.output, args.force, inputs=[args.path])
     # the parts' count is checked before anything of that size is built (--folds 10**9)
     if args.folds is not None:
         if args.folds < 2:

@@ -20,7 +20,7 @@ Conventions
   scikit-learn's). Average ``average_precision(..., average=None)[counts > 0]``
   yourself to leave them out.
 * Inputs are untrusted: every CSR target (LabelMatrix, any object with ``offsets`` /
-  ``indices``, scipy sparse) goes through :func:`longtail._checks.check_csr` (offsets
+  ``indices``, scipy sparse) goes through :func:`longtail._core.checks.check_csr` (offsets
   first, then ids on their own dtype, then sorted/unique rows) and every other array is
   checked for dtype, shape and NaN before a Numba kernel sees it; errors name the
   argument, the value and the first position.
@@ -52,8 +52,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import numpy as np
 
-from longtail import _checks
-from longtail import _metrics_kernels as _k
+from longtail._core import checks as _checks
+from longtail.metrics import _kernels as _k
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -102,7 +102,7 @@ def _is_scipy_sparse(x: Any) -> bool:
 
 
 def _prefixed(exc: Exception, name: str) -> Exception:
-    """``exc`` (from :mod:`longtail._checks`) re-raised as ``"{name}: ..."``."""
+    """``exc`` (from :mod:`longtail._core.checks`) re-raised as ``"{name}: ..."``."""
     msg = str(exc).replace("; pass canonicalize=True to sort and deduplicate",
                            "; each row's ids must be sorted and unique")
     return type(exc)(f"{name}: {msg}")
@@ -110,7 +110,7 @@ def _prefixed(exc: Exception, name: str) -> Exception:
 
 def _check_csr(offsets: Any, indices: Any, n_labels: int, name: str
                ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`longtail._checks.check_csr` with errors that start with ``name``."""
+    """:func:`longtail._core.checks.check_csr` with errors that start with ``name``."""
     try:
         off, idx, _ = _checks.check_csr(offsets, indices, n_labels, order=True)
     except (TypeError, ValueError) as exc:
@@ -367,7 +367,7 @@ def _targets_csr(targets: Any, n: int, n_labels: int, name: str = "targets"
     """Targets as checked read-only CSR ``(offsets int64[n+1], indices int32[nnz])``.
 
     Every CSR (a LabelMatrix, any object with ``offsets`` / ``indices``, a scipy sparse
-    matrix) goes through :func:`longtail._checks.check_csr` before a kernel sees it.
+    matrix) goes through :func:`longtail._core.checks.check_csr` before a kernel sees it.
     """
     if _is_scipy_sparse(targets):
         t_n, t_labels = _sparse_shape(targets, name)

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from longtail._rng import derive_seed
-from longtail.samplers import _sumtree_kernels as _k
-from longtail._checks import freeze
-from longtail.samplers._common import (
+from longtail._core.rng import derive_seed
+from longtail.samplers.replay import _kernels as _k
+from longtail._core.checks import freeze
+from longtail._core.sampler import (
     check_int,
     check_memory,
     check_positive_int,

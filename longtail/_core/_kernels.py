@@ -1,4 +1,4 @@
-"""Numba kernel behind :mod:`longtail._checks` (row order of a CSR whose offsets and id
+"""Numba kernel behind :mod:`longtail._core.checks` (row order of a CSR whose offsets and id
 range were already checked in Python)."""
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-from longtail._rng import derive_seed
+from longtail._core.rng import derive_seed
 
 
 _MAX_SEED = 2**64

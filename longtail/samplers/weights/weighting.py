@@ -51,9 +51,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from longtail._checks import own
+from longtail._core.checks import own
 from longtail.datasets.label_matrix import LabelMatrix
-from longtail.samplers import _weights_kernels as K
+from longtail.samplers.weights import _kernels as K
 
 __all__ = ["sample_weights", "exposure_report", "ExposureReport", "METHODS"]
 

@@ -1,7 +1,7 @@
-"""Numba kernels behind :mod:`longtail.samplers.balanced`.
+"""Numba kernels behind :mod:`longtail.samplers.balanced.samplers`.
 
 Serial kernels (they run in the DataLoader's main process, next to fork-started workers),
-seeded explicitly through :mod:`longtail._rng`. Inputs are float64 weights and the
+seeded explicitly through :mod:`longtail._core.rng`. Inputs are float64 weights and the
 canonical LabelMatrix arrays (int64 offsets, int32 indices, read-only), so each kernel
 compiles once.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from longtail._rng import rng_below, rng_init, rng_shuffle, rng_uniform
+from longtail._core.rng import rng_below, rng_init, rng_shuffle, rng_uniform
 
 
 @njit(cache=True)

@@ -1,0 +1,20 @@
+"""Loss-driven hard-example replay: the sampler and the sum tree it draws from.
+
+Example
+-------
+>>> from longtail.samplers.replay import SumTree
+>>> tree = SumTree(4)
+>>> tree.update([0, 1, 2, 3], [1.0, 1.0, 1.0, 5.0])
+>>> float(tree.total)
+8.0
+"""
+from __future__ import annotations
+
+from longtail._core.lazy import lazy_exports
+
+_LAZY = {
+    "HardExampleSampler": "longtail.samplers.replay.sampler",
+    "SumTree": "longtail.samplers.replay.sumtree",
+}
+__all__ = sorted(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
