@@ -265,3 +265,69 @@ def check_csr(offsets: Any, indices: Any, n_labels: int | None, *, where: str = 
         if code != K.OK:  # pragma: no cover - ranges and offsets were checked above
             raise AssertionError((code, row, pos))
     return off, idx, n_labels
+
+
+# ---------------------------------------------------------------------------- arguments
+# The one convention: a value of the wrong type is a TypeError, a value of the right type
+# outside its range is a ValueError; both name the argument and show the value.
+_MAX_SEED = 2**64
+
+
+def _is_int(value: Any) -> bool:
+    """True for a Python or NumPy integer that is not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """An integer (not a bool, not a float) in ``[low, high]``, as a Python int.
+
+    Raises ``TypeError`` for a non-integer and ``ValueError`` for one out of range, both
+    naming ``name`` and the value.
+
+    Example
+    -------
+    >>> check_int("epoch", np.int64(3), 0)
+    3
+    >>> check_int("yielded", 1.7, 0)
+    Traceback (most recent call last):
+    ...
+    TypeError: yielded must be an integer, got 1.7 (float)
+    """
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        lo = "-inf" if low is None else str(low)
+        hi = "inf" if high is None else str(high)
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
+    return v
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``True`` or ``False`` (a NumPy bool too); anything else is a ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} "
+                        f"({type(value).__name__})")
+    return bool(value)
+
+
+def check_seed(seed: int) -> int:
+    """Validate a user seed: an integer in ``[0, 2**64)`` (seeds are 64-bit: a larger one
+    would silently give the stream of a smaller one)."""
+    if not _is_int(seed):
+        raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
+    if not 0 <= seed < _MAX_SEED:
+        raise ValueError(f"seed must be a non-negative integer below 2**64, got {seed!r}")
+    return int(seed)
+
+
+def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
+    """Validate an integer argument that must be >= 1 (``num_samples``, ``batch_size``...)."""
+    if value is None and allow_none:
+        return None
+    if not _is_int(value):
+        raise TypeError(f"{name} must be a positive integer, got {value!r} "
+                        f"({type(value).__name__})")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)

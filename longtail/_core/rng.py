@@ -8,10 +8,32 @@ whatever the number of DataLoader workers.
 """
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 from numba import njit, uint64
 
 _MASK64 = (1 << 64) - 1
+
+
+class Stream(enum.IntEnum):
+    """Named stream ids: the key that makes each consumer's random numbers independent of
+    every other's for the same user seed (``derive_seed(seed, [epoch,] Stream.X)``).
+
+    The values are part of the reproducibility contract (changing one changes every
+    result that used it); add a new member for a new consumer, never reuse one.
+    """
+
+    SYNTH_LABELS = 0          # make_long_tail: label frequencies, topics, rows
+    SYNTH_ROWS = 1            # make_long_tail: per-row kernel draws
+    SYNTH_FEATURES = 2        # make_long_tail: features
+    STRATIFY = 0x5757         # iterative_stratification kernels
+    REPORT_PAIRS = 0x9A1      # stratification_report: pair sampling
+    REPORT_PAIR_KEYS = 0x9A2  # stratification_report: pair occurrence kernel
+    COMPAT_ORDER = 0x4D       # iterstrat-compatible Mersenne Twister order
+    STRATIFIED_BATCHES = 0xBA7C   # StratifiedBatchSampler
+    SUMTREE = 0x5EED7EE       # SumTree.sample
+    HARD_DRAW = 0x48415244    # HardExampleSampler draws ("HARD")
 
 
 def derive_seed(seed: int, *keys: int) -> int:

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from longtail._core.rng import derive_seed, kernel_seed
+from longtail._core.rng import Stream, derive_seed, kernel_seed
 from longtail.datasets import _synthetic_kernels as SK
 from longtail.datasets.label_matrix import LabelMatrix
 
@@ -102,7 +102,7 @@ def _make_dense(p: dict[str, Any], seed: int, progress: Callable[[int], None] | 
                 ) -> LongTailData:
     n, L, d = p["n_examples"], p["n_labels"], p["n_features"]
     K, H, T = p["n_latent"], p["n_hidden"], p["n_topics"]
-    rng = np.random.default_rng(derive_seed(seed, 0))
+    rng = np.random.default_rng(derive_seed(seed, Stream.SYNTH_LABELS))
     prev = _prevalence_targets(L, p["min_prevalence"], p["max_prevalence"], p["mean_labels"], rng)
     topics = _unit_rows(rng.standard_normal((T, K)))
     topic_of_label = rng.integers(0, T, size=L)
@@ -115,7 +115,7 @@ def _make_dense(p: dict[str, Any], seed: int, progress: Callable[[int], None] | 
     W = W.astype(np.float32)  # (L, K + H), unit rows: each score is N(0, 1)
     mix = (rng.standard_normal((K, d)) / math.sqrt(K)).astype(np.float32)
 
-    zrng = np.random.default_rng(derive_seed(seed, 1))
+    zrng = np.random.default_rng(derive_seed(seed, Stream.SYNTH_ROWS))
     z = zrng.standard_normal((n, K + H), dtype=np.float32)
     features = z[:, :K] @ mix
     features += 0.5 * zrng.standard_normal((n, d), dtype=np.float32)
@@ -145,7 +145,7 @@ def _make_dense(p: dict[str, Any], seed: int, progress: Callable[[int], None] | 
 def _make_sparse(p: dict[str, Any], seed: int, progress: Callable[[int], None] | None
                  ) -> LongTailData:
     n, L, d, T = p["n_examples"], p["n_labels"], p["n_features"], p["n_topics"]
-    rng = np.random.default_rng(derive_seed(seed, 0))
+    rng = np.random.default_rng(derive_seed(seed, Stream.SYNTH_LABELS))
     popularity = (np.arange(L) + 1.0) ** (-p["zipf"])
     label_ids = rng.permutation(L).astype(np.int32)  # popularity rank -> label id
     topic_of_rank = rng.integers(0, T, size=L)
@@ -157,13 +157,13 @@ def _make_sparse(p: dict[str, Any], seed: int, progress: Callable[[int], None] |
     topic_cum = np.cumsum(topic_weight)
     topic_of_row = np.empty(n, dtype=np.int64)
     offsets, indices = SK.sparse_topic_labels(
-        kernel_seed(seed, 1), n, float(p["mean_labels"] - 1.0), 0.2, topic_cum, topic_start,
+        kernel_seed(seed, Stream.SYNTH_ROWS), n, float(p["mean_labels"] - 1.0), 0.2, topic_cum, topic_start,
         topic_labels, label_cum, topic_of_row)
     if progress is not None:
         progress(0.5)
     topic_emb = rng.standard_normal((T, d)).astype(np.float32)
     label_emb = rng.standard_normal((L, d)).astype(np.float32)
-    features = SK.sparse_features(kernel_seed(seed, 2), offsets, indices, topic_of_row,
+    features = SK.sparse_features(kernel_seed(seed, Stream.SYNTH_FEATURES), offsets, indices, topic_of_row,
                                   topic_emb, label_emb, 1.5, 1.0)
     if progress is not None:
         progress(0.5)

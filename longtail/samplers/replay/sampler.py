@@ -21,7 +21,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch.utils.data import Sampler
 
-from longtail._core.rng import derive_seed
+from longtail._core.rng import Stream, derive_seed
 from longtail.datasets.index_batch import IndexBatch
 from longtail.samplers.replay import _kernels as _k
 from longtail._core.checks import freeze
@@ -44,7 +44,6 @@ _NORMS = {"none": 0, "max": 1, "mean": 2}
 _REDUCTIONS = ("mean", "sum", "max", "balanced")
 #: steps are stored in float64 rows: exact below 2**53
 _MAX_STEP = 2**53
-_STREAM_DRAW = 0x48415244  # "HARD"
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
@@ -429,7 +428,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
                                                    low=0.0, low_open=True, high=1e300)
         self._sweep_chunk = -(-self.n // max(1, epoch_len // 2))
 
-        self._base_seed = np.uint64(derive_seed(self.seed, _STREAM_DRAW))
+        self._base_seed = np.uint64(derive_seed(self.seed, Stream.HARD_DRAW))
         slots = self.in_flight_timeout + 1 if self.in_flight_timeout > 0 else 1
         # per example: two trees (hard, base; 16 + 16 bytes), one 32-byte row; the ring
         check_memory(f"n={self.n:,}, in_flight_timeout={self.in_flight_timeout:,}",

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from longtail._core.rng import derive_seed
+from longtail._core.rng import Stream, derive_seed
 from longtail.samplers.replay import _kernels as _k
 from longtail._core.checks import freeze
 from longtail._core.sampler import (
@@ -88,7 +88,7 @@ class SumTree:
         self.max_value = _FLOAT_MAX / (2 * self.size)
         self._tree = np.zeros(2 * self.size, dtype=np.float64)
         self.seed = check_seed(seed)
-        self._base_seed = derive_seed(self.seed, 0x5EED7EE)
+        self._base_seed = derive_seed(self.seed, Stream.SUMTREE)
         self._draws = 0
         if values is not None:
             self.set_all(values)
@@ -213,7 +213,7 @@ class SumTree:
             s = np.uint64(_k.mix_seed(np.uint64(self._base_seed), self._draws))
             self._draws += 1
         else:
-            s = np.uint64(derive_seed(check_seed(seed), 0x5EED7EE))
+            s = np.uint64(derive_seed(check_seed(seed), Stream.SUMTREE))
         return _k.tree_sample(self._tree, self.size, k, s)
 
     # -- state -------------------------------------------------------------------------
@@ -245,7 +245,7 @@ class SumTree:
         self._tree[self.size + self.capacity:] = 0.0
         _k.tree_build(self._tree, self.size)
         self.seed = seed
-        self._base_seed = derive_seed(self.seed, 0x5EED7EE)
+        self._base_seed = derive_seed(self.seed, Stream.SUMTREE)
         self._draws = draws
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from longtail._core.rng import derive_seed
+from longtail._core.rng import Stream, derive_seed
 from longtail.samplers.split import _kernels as K
 from longtail._core.sampler import EpochSampler, check_positive_int, labels_crc
 from longtail.samplers.split.stratification import _EMPTY_I32, as_label_matrix
@@ -120,7 +120,7 @@ class StratifiedBatchSampler(EpochSampler):
             t.indices)
         nb = self._sizes.shape[0]
         n_full = nb - 1 if self._has_partial else nb
-        rng = np.random.default_rng(derive_seed(self.seed, epoch, 0xBA7C))
+        rng = np.random.default_rng(derive_seed(self.seed, epoch, Stream.STRATIFIED_BATCHES))
         perm = rng.permutation(n_full)
         out = [order[starts[b]:starts[b + 1]] for b in perm]
         if self._has_partial and not self.drop_last:

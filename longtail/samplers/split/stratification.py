@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from longtail._core.rng import derive_seed
+from longtail._core.rng import Stream, derive_seed
 from longtail.samplers.split import _kernels as K
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -282,7 +282,7 @@ def _stratify(lm: "LabelMatrix", r: np.ndarray, sizes: np.ndarray, *, order: int
         offsets, indices, n_units_labels = _pair_units(lm)
     else:
         offsets, indices, n_units_labels = lm.offsets, lm.indices, lm.n_labels
-    s = np.uint64(derive_seed(seed, 0x5757))
+    s = np.uint64(derive_seed(seed, Stream.STRATIFY))
     code = _METHODS[method]
     rr = np.ascontiguousarray(r, dtype=np.float64)
     tt = np.ascontiguousarray(sizes, dtype=np.int64)
@@ -587,7 +587,7 @@ def _pairs_for_report(lm: "LabelMatrix", parts_sets: np.ndarray, k: int, max_pai
     t = lm.transpose()
     counts = lm.label_counts()
     present = np.flatnonzero(counts > 0)
-    rng = np.random.default_rng(derive_seed(seed, 0x9A1))
+    rng = np.random.default_rng(derive_seed(seed, Stream.REPORT_PAIRS))
     how = "uniform sample"
     pa = pb = np.empty(0, dtype=np.int64)
     if present.size >= 2:
@@ -607,7 +607,7 @@ def _pairs_for_report(lm: "LabelMatrix", parts_sets: np.ndarray, k: int, max_pai
     how = "frequency-weighted sample"
     cum = np.cumsum(lengths * (lengths - 1) // 2)
     keys = np.unique(K.sample_pair_occurrences(lm.offsets, lm.indices, cum, 4 * max_pairs,
-                                               np.uint64(derive_seed(seed, 0x9A2))))
+                                               np.uint64(derive_seed(seed, Stream.REPORT_PAIR_KEYS))))
     rng.shuffle(keys)
     keys = keys[:max_pairs]
     pa, pb = keys >> 32, keys & 0xFFFFFFFF
@@ -762,7 +762,7 @@ def stratification_report(
         pos = int(np.argmax(p))
         raise ValueError(f"part id {int(p[pos])} >= number of parts {k} at example {pos}")
     p32 = np.ascontiguousarray(p, dtype=np.int32)
-    rng = np.random.default_rng(derive_seed(seed, 0x4D))
+    rng = np.random.default_rng(derive_seed(seed, Stream.COMPAT_ORDER))
     p_rand = p32[rng.permutation(n)]
     sizes = np.bincount(p32, minlength=k).astype(np.int64)
     counts = lm.label_counts()
