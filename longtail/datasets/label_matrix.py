@@ -419,25 +419,67 @@ class LabelMatrix:
         return cls._trusted(offsets, cols.astype(np.int32), a.shape[1])
 
     @classmethod
-    def from_any(cls, labels: Any, n_labels: int | None = None) -> "LabelMatrix":
-        """Dispatch on the type: LabelMatrix, Arrow, scipy sparse, dense array or lists.
+    def from_any(cls, labels: Any, n_labels: int | None = None, *,
+                 lists: str = "ids") -> "LabelMatrix":
+        """The one label coercion: every longtail entry point reads ``labels`` through it.
+
+        Parameters
+        ----------
+        labels : LabelMatrix, pyarrow list array, scipy sparse, array, tensor, DataFrame or
+            sequence of sequences
+            A LabelMatrix is returned as is; an Arrow list array or a Series of lists
+            holds label ids; a scipy sparse matrix, a 2-D NumPy array, a torch tensor and
+            a pandas DataFrame are dense 0/1 (or bool) ``(n, n_labels)`` matrices.
+        n_labels : int, optional
+            Number of labels for label-id input (default: largest id + 1); a
+            LabelMatrix with another ``n_labels`` is refused.
+        lists : {"ids", "dense"}
+            What a Python list (or tuple) of rows means: label-id lists (``"ids"``, the
+            longtail default: ``[[0, 2], [1]]`` is two examples with labels {0, 2} and
+            {1}) or dense 0/1 rows (``"dense"``, scikit-learn's convention for ``y``,
+            used by the splitters). It decides nothing for arrays and tensors.
 
         Example
         -------
         >>> LabelMatrix.from_any([[0, 2], [1]]).nnz   # Python lists are label-id lists
         3
+        >>> LabelMatrix.from_any([[0, 1], [1, 0]], lists="dense").indices.tolist()
+        [1, 0]
         >>> LabelMatrix.from_any(np.array([[1, 0], [0, 1]])).nnz   # arrays are dense 0/1
         2
         """
+        if lists not in ("ids", "dense"):
+            raise ValueError(f"lists must be 'ids' or 'dense', got {lists!r}")
         if isinstance(labels, LabelMatrix):
+            if n_labels is not None and check_n_labels(n_labels) != labels.n_labels:
+                raise ValueError(f"labels have n_labels={labels.n_labels}, "
+                                 f"n_labels={n_labels} was asked for")
             return labels
         mod = type(labels).__module__
-        if mod.startswith("pyarrow"):
+        if mod.startswith("pandas"):
+            labels = labels.to_numpy()
+            if labels.ndim == 1:          # a Series of label-id lists
+                labels = labels.tolist()
+                lists = "ids"
+        elif mod.startswith("pyarrow"):
             return cls.from_arrow(labels, n_labels)
-        if mod.startswith("scipy"):
-            return cls.from_scipy(labels)
-        if isinstance(labels, np.ndarray) or hasattr(labels, "detach"):
-            return cls.from_dense(labels)
+        elif mod.startswith("scipy"):
+            lm = cls.from_scipy(labels)
+            return cls.from_any(lm, n_labels)
+        if isinstance(labels, np.ndarray) and labels.dtype == object and labels.ndim == 1:
+            labels = labels.tolist()      # ragged rows: label-id lists
+        elif isinstance(labels, np.ndarray) or hasattr(labels, "detach"):
+            return cls.from_any(cls.from_dense(labels), n_labels)
+        if lists == "dense":
+            if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+                raise TypeError(f"dense labels must be a sequence of 0/1 rows, got "
+                                f"{type(labels).__name__}")
+            rows = {len(r) if hasattr(r, "__len__") else -1 for r in labels}
+            if len(rows) > 1 or -1 in rows:
+                raise ValueError("lists='dense': every row must be a sequence of 0/1 with "
+                                 "one entry per label (rows have different lengths); "
+                                 "pass lists='ids' for label-id lists")
+            return cls.from_any(cls.from_dense(np.asarray(labels)), n_labels)
         return cls.from_lists(labels, n_labels)
 
     @classmethod
