@@ -15,20 +15,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from longtail._core.lazy import lazy_exports
-from longtail.datasets import _LAZY as _DATASETS  # noqa: E402  (no heavy imports)
+from longtail._core.lazy import lazy_exports  # noqa: E402  (no heavy imports)
+from longtail.datasets import _LAZY as _DATASETS  # noqa: E402
 from longtail.samplers import _LAZY as _SAMPLERS  # noqa: E402
 
-# public name -> module that defines it: everything the subpackages export, plus modules
-_LAZY: dict[str, str] = {
-    **_DATASETS,
-    **_SAMPLERS,
-    "losses": "longtail.losses",
-    "metrics": "longtail.metrics",
-    "datasets": "longtail.datasets",
-    "samplers": "longtail.samplers",
-}
-
-__all__ = sorted(_LAZY)
-
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+# everything the subpackages export, plus the modules themselves
+__getattr__, __dir__, __all__, _LAZY = lazy_exports(
+    __name__, globals(), {"losses": "losses", "metrics": "metrics", "datasets": "datasets",
+                          "samplers": "samplers"}, include=(_DATASETS, _SAMPLERS))

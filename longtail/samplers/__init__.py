@@ -21,8 +21,5 @@ from longtail.samplers.replay import _LAZY as _REPLAY
 from longtail.samplers.split import _LAZY as _SPLIT
 from longtail.samplers.weights import _LAZY as _WEIGHTS
 
-_INTERNAL = {"check_weights", "METHODS"}   # public within longtail.samplers.weights only
-_LAZY = {name: module for part in (_WEIGHTS, _BALANCED, _SPLIT, _REPLAY)
-         for name, module in part.items() if name not in _INTERNAL}
-__all__ = sorted(_LAZY)
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+__getattr__, __dir__, __all__, _LAZY = lazy_exports(
+    __name__, globals(), {}, include=(_WEIGHTS, _BALANCED, _SPLIT, _REPLAY))

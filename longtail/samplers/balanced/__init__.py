@@ -11,13 +11,7 @@ from __future__ import annotations
 
 from longtail._core.lazy import lazy_exports
 
-_LAZY = {
-    "WeightedSampler": "longtail.samplers.balanced.samplers",
-    "RepeatFactorSampler": "longtail.samplers.balanced.samplers",
-    "ClassAwareSampler": "longtail.samplers.balanced.samplers",
-    "LabelledIndex": "longtail.samplers.balanced.samplers",
-    "with_sampled_labels": "longtail.samplers.balanced.samplers",
-    "sampled_labels": "longtail.samplers.balanced.samplers",
-}
-__all__ = sorted(_LAZY)
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+__getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
+    "samplers": "WeightedSampler RepeatFactorSampler ClassAwareSampler LabelledIndex "
+                "with_sampled_labels sampled_labels",
+})

@@ -12,9 +12,5 @@ from __future__ import annotations
 
 from longtail._core.lazy import lazy_exports
 
-_LAZY = {
-    "HardExampleSampler": "longtail.samplers.replay.sampler",
-    "SumTree": "longtail.samplers.replay.sumtree",
-}
-__all__ = sorted(_LAZY)
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+__getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
+    "sampler": "HardExampleSampler", "sumtree": "SumTree"})

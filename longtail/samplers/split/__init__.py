@@ -11,16 +11,9 @@ from __future__ import annotations
 
 from longtail._core.lazy import lazy_exports
 
-_LAZY = {
-    "iterative_stratification": "longtail.samplers.split.stratification",
-    "stratification_report": "longtail.samplers.split.stratification",
-    "StratificationReport": "longtail.samplers.split.stratification",
-    "stratified_split": "longtail.samplers.split.splitters",
-    "multilabel_train_test_split": "longtail.samplers.split.splitters",
-    "MultilabelStratifiedKFold": "longtail.samplers.split.splitters",
-    "RepeatedMultilabelStratifiedKFold": "longtail.samplers.split.splitters",
-    "MultilabelStratifiedShuffleSplit": "longtail.samplers.split.splitters",
-    "StratifiedBatchSampler": "longtail.samplers.split.batches",
-}
-__all__ = sorted(_LAZY)
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+__getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
+    "stratification": "iterative_stratification stratification_report StratificationReport",
+    "splitters": "stratified_split multilabel_train_test_split MultilabelStratifiedKFold "
+                 "RepeatedMultilabelStratifiedKFold MultilabelStratifiedShuffleSplit",
+    "batches": "StratifiedBatchSampler",
+})

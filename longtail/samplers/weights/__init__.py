@@ -10,12 +10,6 @@ from __future__ import annotations
 
 from longtail._core.lazy import lazy_exports
 
-_LAZY = {
-    "sample_weights": "longtail.samplers.weights.weighting",
-    "exposure_report": "longtail.samplers.weights.weighting",
-    "ExposureReport": "longtail.samplers.weights.weighting",
-    "check_weights": "longtail.samplers.weights.weighting",
-    "METHODS": "longtail.samplers.weights.weighting",
-}
-__all__ = sorted(_LAZY)
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+__getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
+    "weighting": "sample_weights exposure_report ExposureReport",
+})
