@@ -18,7 +18,8 @@ import pytest
 
 from longtail.cli import main
 from longtail.datasets import io as lio
-from longtail.datasets.io import atomic_output, check_output_file, write_dataset, write_table
+from longtail.datasets import write_dataset
+from longtail.datasets.io import atomic_output, check_output_file, write_table
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -98,3 +98,13 @@ def one_line(exc: BaseException) -> str:
     return re.sub(r"\s*\n\s*", " ", str(exc)).strip() or type(exc).__name__
 
 
+def add_label_file_args(p: Any, *, output_help: str | None = None,
+                        json_help: str = "print the report as JSON") -> None:
+    """The arguments every label-file command shares: ``path``, ``--column`` and, with
+    ``output_help``, ``-o/--output``, ``--force`` and ``--json``."""
+    p.add_argument("path", help="Arrow IPC (.arrow) or Parquet file with a label column")
+    p.add_argument("--column", default="labels", help="label column (default: labels)")
+    if output_help is not None:
+        p.add_argument("-o", "--output", required=True, help=output_help)
+        p.add_argument("--force", action="store_true", help="overwrite an existing output")
+        p.add_argument("--json", action="store_true", help=json_help)

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from longtail.cli._common import CLIError, check_input, check_output, load_labels, one_line
+from longtail.cli._common import (CLIError, add_label_file_args, check_input, check_output,
+                                  load_labels, one_line)
 
 _FORMATS = (".parquet", ".pq")
 
@@ -36,8 +37,7 @@ def add_parser(sub: Any) -> None:
                     "the parts in proportion) and write a Parquet file with columns index "
                     "and part (or fold). Prints the quality report (LD, ED, FZ, FLZ, LPD, "
                     "FLZP) next to a random split of the same sizes.")
-    p.add_argument("path", help="Arrow IPC (.arrow) or Parquet file with a label column")
-    p.add_argument("--column", default="labels", help="label column (default: labels)")
+    add_label_file_args(p, output_help="output .parquet file")
     p.add_argument("--fractions", metavar="F1,F2,...",
                    help="part fractions summing to 1, e.g. 0.8,0.1,0.1")
     p.add_argument("--folds", type=int, metavar="K", help="k equal folds instead (K >= 2)")
@@ -48,9 +48,6 @@ def add_parser(sub: Any) -> None:
                    help="1: labels, 2: label pairs, for sparse data (default: 1)")
     p.add_argument("--groups", metavar="COLUMN",
                    help="column of group ids (patient, document...): a group is never split")
-    p.add_argument("-o", "--output", required=True, help="output .parquet file")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_split)
 
 

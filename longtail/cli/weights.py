@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from longtail.cli._common import CLIError, check_output, load_labels
+from longtail.cli._common import CLIError, add_label_file_args, check_output, load_labels
 
 # CLI option -> sample_weights parameter (only the options given are passed on)
 _PARAMS = {
@@ -43,14 +43,10 @@ def add_parser(sub: Any) -> None:
                     "weighted loss), write it as .npy or Parquet and print the exposure "
                     "report: expected draws per label, max/min label exposure against "
                     "uniform sampling, effective sample size.")
-    p.add_argument("path", help="Arrow IPC (.arrow) or Parquet file with a label column")
-    p.add_argument("--column", default="labels", help="label column (default: labels)")
+    add_label_file_args(
+        p, output_help="output .npy (float64 array) or .parquet (columns index, weight)")
     p.add_argument("--method", required=True, choices=sorted(METHODS),
                    help="weighting method")
-    p.add_argument("-o", "--output", required=True,
-                   help="output .npy (float64 array) or .parquet (columns index, weight)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
     g = p.add_argument_group("method parameters (defaults: see longtail.sample_weights)")
     g.add_argument("--power", type=float,
                    help="inverse_frequency: label weight n_c^-power; exposure: target "

@@ -15,5 +15,5 @@ __getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
     "arrow_dataset": "ArrowDataset BatchedSamples",
     "index_batch": "IndexBatch ExtrasDataset with_extras collate_with_extras",
     "synthetic": "make_long_tail LongTailData PRESETS",
-    "io": "write_dataset read_features",
+    "dataset_file": "write_dataset", "io": "read_features",
 })

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from longtail._core.rng import rng_below, rng_init, rng_uniform
+from longtail._core.rng import rng_init, rng_uniform
 
 
 @njit(cache=True)

@@ -1,4 +1,5 @@
-"""Atomic file output and the Arrow IPC dataset format of longtail.
+"""Atomic file output and Arrow file access: the layer below LabelMatrix and the dataset
+file (this module imports neither; :mod:`longtail.datasets.dataset_file` writes datasets).
 
 A longtail dataset file is an *uncompressed* Arrow IPC file (random-access "file"
 format) with one record batch and columns
@@ -12,7 +13,7 @@ Uncompressed IPC memory-maps with zero allocation, so opening a file is O(1) in 
 Example
 -------
 >>> import numpy as np, tempfile, os
->>> from longtail.datasets import write_dataset, read_features
+>>> from longtail.datasets import write_dataset, read_features  # doctest: +SKIP
 >>> path = os.path.join(tempfile.mkdtemp(), "toy.arrow")
 >>> write_dataset(path, np.ones((2, 3), np.float32), [[0], [1, 2]])
 >>> read_features(path).shape
@@ -30,8 +31,6 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
-
-    from longtail.datasets.label_matrix import LabelMatrix
 
 PathLike = str | os.PathLike
 
@@ -253,7 +252,7 @@ def atomic_output(path: PathLike, overwrite: bool = False, *,
         _untrack_temp(tmp, in_main)
 
 
-def labels_field_array(labels: "LabelMatrix") -> tuple["pa.Field", "pa.Array"]:
+def labels_field_array(labels: Any) -> tuple["pa.Field", "pa.Array"]:
     """The Arrow field and ``large_list<int32>`` array of a LabelMatrix (zero-copy)."""
     import pyarrow as pa
 
@@ -283,67 +282,6 @@ def write_table(path: PathLike, table: "pa.Table", overwrite: bool = False, *,
         with pa.OSFile(tmp, "wb") as sink:
             with pa.ipc.new_file(sink, table.schema) as writer:
                 writer.write_table(table, max_chunksize=max(table.num_rows, 1))
-
-
-def write_dataset(
-    path: PathLike,
-    features: np.ndarray | None,
-    labels: Any,
-    *,
-    n_labels: int | None = None,
-    overwrite: bool = False,
-) -> None:
-    """Write features and labels as a longtail dataset file (uncompressed Arrow IPC).
-
-    Parameters
-    ----------
-    path : str or PathLike
-        Output file; written to a temporary file and renamed into place.
-    features : ndarray of shape (n, d) or None
-        Converted to float32. ``None`` writes the labels alone.
-    labels : LabelMatrix or anything :meth:`LabelMatrix.from_any` accepts
-        Label ids per example.
-    n_labels : int, optional
-        Number of labels when ``labels`` is not a LabelMatrix.
-    overwrite : bool
-        Replace an existing file.
-
-    Example
-    -------
-    >>> import numpy as np, tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "d.arrow")
-    >>> write_dataset(p, np.zeros((1, 4)), [[3]], n_labels=5)
-    """
-    import pyarrow as pa
-
-    from longtail.datasets.label_matrix import LabelMatrix
-
-    check_output_file(path, overwrite)
-    lm = labels if isinstance(labels, LabelMatrix) else LabelMatrix.from_any(labels, n_labels)
-    fields, columns = [], []
-    if features is not None:
-        features = np.asarray(features)
-        if features.ndim != 2:
-            raise ValueError(f"features must be 2-D (n, d), got shape {features.shape}")
-        if features.shape[0] != len(lm):
-            raise ValueError(f"features have {features.shape[0]} rows but labels have {len(lm)}")
-        if features.dtype.kind not in "biuf":
-            raise TypeError(f"features must be real numbers, got dtype {features.dtype}")
-        with np.errstate(over="ignore"):  # 1e39 becomes inf in float32: checked below
-            features = np.ascontiguousarray(features, dtype=np.float32)
-        finite = np.isfinite(features)
-        if not finite.all():
-            row, col = (int(v[0]) for v in np.nonzero(~finite))
-            raise ValueError(f"features contain NaN or inf (or a value beyond the float32 "
-                             f"range) at row {row}, column {col}: {features[row, col]}")
-        arr = features_array(features)
-        fields.append(pa.field("features", arr.type, nullable=False))
-        columns.append(arr)
-    field, arr = labels_field_array(lm)
-    fields.append(field)
-    columns.append(arr)
-    table = pa.Table.from_arrays(columns, schema=pa.schema(fields))
-    write_table(path, table, overwrite)
 
 
 def open_ipc(path: PathLike) -> tuple[str, "pa.RecordBatch | pa.Table", int, int]:

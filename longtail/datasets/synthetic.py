@@ -68,7 +68,7 @@ class LongTailData:
 
     def save(self, path: str, *, overwrite: bool = False) -> None:
         """Write an uncompressed Arrow IPC dataset file (see ``write_dataset``)."""
-        from longtail.datasets.io import write_dataset
+        from longtail.datasets.dataset_file import write_dataset
 
         write_dataset(path, self.features, self.labels, overwrite=overwrite)
 
