@@ -474,6 +474,12 @@ def test_hostile_arguments_end_in_one_line(data, capsys, tmp_path):
     (d / "empty.arrow").write_bytes(b"")
     (d / "junk.bin").write_bytes(b"hello world, not a table")
     os.mkdir(d / "adir")
+    def split2(*args):   # a 2-fold split of data.parquet with extra arguments
+        return ["split", d / "data.parquet", "--folds", "2", *args, "-o", d / "s.parquet"]
+
+    def weights(method, *args):
+        return ["weights", d / "data.arrow", "--method", method, *args, "-o", d / "w.npy"]
+
     cases = [
         (["stats", d / "none.arrow"], "no such file"),
         (["stats", d / "adir"], "directory"),
@@ -492,24 +498,17 @@ def test_hostile_arguments_end_in_one_line(data, capsys, tmp_path):
         (["split", d / "data.parquet", "--folds", "-3", "-o", d / "s.parquet"], "--folds"),
         (["split", d / "data.parquet", "--folds", "41", "-o", d / "s.parquet"], "40 rows"),
         (["split", d / "data.parquet", "-o", d / "s.parquet"], "--fractions or --folds"),
-        (["split", d / "data.parquet", "--folds", "2", "--groups", "labels",
-          "-o", d / "s.parquet"], "--groups"),
-        (["split", d / "data.parquet", "--folds", "2", "--groups", "nope",
-          "-o", d / "s.parquet"], "'nope'"),
+        (split2("--groups", "labels"), "--groups"),
+        (split2("--groups", "nope"), "'nope'"),
         (["split", d / "data.arrow", "--folds", "2", "--groups", "features",
           "-o", d / "s.parquet"], "--groups"),
-        (["split", d / "data.parquet", "--folds", "2", "--seed", "-1",
-          "-o", d / "s.parquet"], "seed"),
+        (split2("--seed", "-1"), "seed"),
         (["weights", d / "data.arrow", "--method", "inverse_frequency", "-o", d / "w.txt"],
          ".npy"),
-        (["weights", d / "data.arrow", "--method", "repeat_factor", "--threshold", "-1",
-          "-o", d / "w.npy"], "--threshold"),
-        (["weights", d / "data.arrow", "--method", "repeat_factor", "--threshold", "nan",
-          "-o", d / "w.npy"], "--threshold"),
-        (["weights", d / "data.arrow", "--method", "repeat_factor", "--power", "2",
-          "-o", d / "w.npy"], "--power"),
-        (["weights", d / "data.arrow", "--method", "exposure", "--max-iter", "0",
-          "-o", d / "w.npy"], "--max-iter"),
+        (weights("repeat_factor", "--threshold", "-1"), "--threshold"),
+        (weights("repeat_factor", "--threshold", "nan"), "--threshold"),
+        (weights("repeat_factor", "--power", "2"), "--power"),
+        (weights("exposure", "--max-iter", "0"), "--max-iter"),
         (["generate", "--n-examples", "0", "-o", d / "g.arrow"], "n_examples"),
         (["generate", "--n-examples", "-5", "-o", d / "g.arrow"], "n_examples"),
         (["generate", "--seed", "-1", "-o", d / "g.arrow"], "seed"),

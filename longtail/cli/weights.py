@@ -37,12 +37,11 @@ def add_parser(sub: Any) -> None:
     """Register ``longtail weights`` on the ``longtail`` subcommand parser."""
     from longtail.samplers.weights.weighting import METHODS
 
-    p = sub.add_parser(
-        "weights", help="per-example sample weights and their label exposure",
-        description="Compute one sample weight per example (for WeightedSampler or a "
-                    "weighted loss), write it as .npy or Parquet and print the exposure "
-                    "report: expected draws per label, max/min label exposure against "
-                    "uniform sampling, effective sample size.")
+    description = """Compute one sample weight per example (for WeightedSampler or a weighted
+        loss), write it as .npy or Parquet and print the exposure report: expected draws
+        per label, max/min label exposure against uniform sampling, effective sample size."""
+    p = sub.add_parser("weights", help="per-example sample weights and their label exposure",
+                       description=" ".join(description.split()))
     add_label_file_args(
         p, output_help="output .npy (float64 array) or .parquet (columns index, weight)")
     p.add_argument("--method", required=True, choices=sorted(METHODS),
