@@ -37,7 +37,7 @@ MIXES = {
 
 def _hand_target(s: HardExampleSampler, kw: dict) -> np.ndarray:
     """p_target from the definition: the non-hard sources with their batch shares."""
-    kh, kb, ku = s._kh, s._kb, s._ku
+    kb, ku = s._kb, s._ku
     base = kw.get("base_weights")
     if kb + ku == 0:
         return base / base.sum() if base is not None else np.full(N, 1.0 / N)
@@ -404,19 +404,6 @@ def test_resume_reproduces_next_batches(priority):
     assert a.digest() == b.digest()
 
 
-def test_resume_mid_epoch_iteration():
-    a = HardExampleSampler(40, 4, seed=3)
-    it = iter(a)
-    for _ in range(4):
-        next(it)
-    state = a.state_dict()
-    assert state["yielded"] == 4
-    rest = [list(b) for b in it]
-    b = HardExampleSampler(40, 4, seed=3)
-    b.load_state_dict(state)
-    assert [list(x) for x in b] == rest and len(rest) == 6
-
-
 def test_state_mismatch_raises():
     state = HardExampleSampler(N, 4).state_dict()
     with pytest.raises(ValueError):
@@ -433,6 +420,51 @@ def test_state_mismatch_raises():
     b.load_state_dict(a.state_dict())
     assert not b.in_flight.any()
     np.testing.assert_array_equal(b.priorities, a.state_dict()["prio"])
+
+
+def test_state_dict_is_generated_from_the_records_and_versioned():
+    from longtail.samplers.replay import state as codec
+
+    s = HardExampleSampler(N, 4, seed=0, in_flight_timeout=3)
+    s.update(np.arange(N), np.arange(N) / N)
+    s.sample()
+    st = s.state_dict()
+    header = {"sampler", "seed", "epoch", "num_replicas", "rank", "yielded", "version", "n",
+              "priority", "history", "global_batch"}
+    fields = (set(codec.EXAMPLE.names) | set(codec.COUNTERS.names) | {"ring", "hist", "ref"}
+              | {"ring_" + f for f in codec.SLOT.names})
+    assert set(st) == header | fields
+    assert st["version"] == codec.VERSION
+    for name in codec.EXAMPLE.names:
+        assert st[name].shape == (N,) and st[name].dtype == codec.EXAMPLE[name]
+    assert all(type(st[k]) in (int, float) for k in codec.COUNTERS.names)
+    assert codec.EXAMPLE.itemsize == 32     # one example, one cache line
+    with pytest.raises(ValueError, match="saved with version=1"):
+        HardExampleSampler(N, 4).load_state_dict(dict(st, version=1))
+    with pytest.raises(ValueError, match="'version'"):
+        HardExampleSampler(N, 4).load_state_dict({k: v for k, v in st.items() if k != "version"})
+    with pytest.raises(ValueError, match="'bogus'"):
+        HardExampleSampler(N, 4).load_state_dict(dict(st, bogus=0))
+    legacy = {k: v for k, v in st.items() if k != "version"}
+    legacy.update(stats=[1.0, 0.5, 30.0, 1.0], hstate=[0, 0, 0, 1, 0])
+    with pytest.raises(ValueError, match="version-1"):
+        HardExampleSampler(N, 4).load_state_dict(legacy)
+
+
+def test_kernels_take_few_arguments_and_compile_once():
+    import inspect
+
+    from longtail.samplers.replay import _kernels as K
+
+    for name in ("replay_draw", "replay_update", "tree_descend", "tree_propagate"):
+        assert len(inspect.signature(getattr(K, name).py_func).parameters) <= 10, name
+    # with and without a baseline, fresh or unpickled: one specialisation per kernel
+    for s in (HardExampleSampler(N, 4, seed=0), HardExampleSampler(N, 4, baseline=BASE),
+              pickle.loads(pickle.dumps(HardExampleSampler(N, 4, baseline=BASE)))):
+        b = s.sample()
+        s.update(b.extras["index"], np.ones(4))
+    assert len(K.replay_draw.signatures) == 1
+    assert len(K.replay_update.signatures) == 1
 
 
 # --------------------------------------------------------------------------------------

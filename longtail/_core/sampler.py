@@ -1,22 +1,30 @@
 """Machinery shared by every longtail sampler: seeds, epochs, sharding and resume.
 
-A sampler subclasses :class:`EpochSampler` and implements ``_global_order(epoch)``, which
-returns the whole epoch for *all* ranks (an int64 array of indices, or a list of index
-lists for a batch sampler) as a pure function of ``(seed, epoch)``. The base class then
+:class:`ResumableSampler` holds what every sampler has: the seed, the replica layout
+(``num_replicas`` / ``rank``, from ``torch.distributed`` by default), the epoch
+(``set_epoch``), the position in the epoch, and the state-dict header that carries them
+(``sampler``, ``seed``, ``epoch``, ``num_replicas``, ``rank``, ``yielded`` and the
+sampler's signature), checked as untrusted input on load.
 
-* pads (or trims with ``drop_last``) the epoch to a multiple of ``num_replicas`` and gives
-  rank ``r`` the items ``r, r + R, r + 2R, ...`` (the ``DistributedSampler`` layout), so
+An epoch sampler subclasses :class:`EpochSampler` and implements ``_global_order(epoch)``,
+which returns the whole epoch for *all* ranks (an int64 array of indices, a 2-D array with
+one row per item, or a list of items such as index lists for a batch sampler) as a pure
+function of ``(seed, epoch)``. The base class then
+
+* shards it, always as an array (a list becomes a 1-D object array of its items, see
+  :func:`as_order`): the epoch is padded by wrapping around (or trimmed with
+  ``drop_last``) to a multiple of ``num_replicas`` and rank ``r`` gets the items
+  ``r, r + R, r + 2R, ...`` (the ``DistributedSampler`` layout, :func:`shard_array`), so
   shards are disjoint, equally long, and the same whatever the number of workers;
-* returns a plain ``list_iterator`` from ``__iter__`` (C-speed iteration; how far it got is
-  read back with ``operator.length_hint``), so ``state_dict()`` knows how many items of
-  the epoch were handed out, and ``load_state_dict()`` resumes right after them
-  (torchdata ``StatefulDataLoader`` protocol: plain Python ints, epoch included).
-
-A global order given as a numpy array (1-D indices, or 2-D with one row per item) is
-sharded as an array and handed out in chunks of :data:`CHUNK` items: each chunk becomes a
-Python list (``_materialize``) only when the iteration reaches it, so a 100M-draw epoch
-never exists as 100M Python ints at once; the iteration is still C-speed
-(``itertools.chain`` over ``list_iterator`` objects) and the count is still exact.
+* hands the shard out in chunks of :data:`CHUNK` items: each chunk becomes a Python list
+  (``_materialize``) only when the iteration reaches it, so a 100M-draw epoch never
+  exists as 100M Python ints at once; the iteration is C-speed (``itertools.chain`` over
+  ``list_iterator`` objects) and how far it got is read back exactly with
+  ``operator.length_hint``, so ``state_dict()`` knows how many items of the epoch were
+  handed out, and ``load_state_dict()`` resumes right after them (torchdata
+  ``StatefulDataLoader`` protocol: plain Python ints, epoch included). A shard of
+  Python objects (from a list order) is handed out as one plain list iterator, counted
+  the same way.
 """
 from __future__ import annotations
 
@@ -145,38 +153,7 @@ def same_value(expected: Any, got: Any) -> bool:
     return type(got) is type(expected) and got == expected  # pragma: no cover
 
 
-def shard(order: Sequence[Any] | np.ndarray, num_replicas: int, rank: int, drop_last: bool) -> list:
-    """Rank ``rank``'s part of a global epoch order, as a Python list.
-
-    The order is padded by wrapping around (or trimmed when ``drop_last``) to a multiple of
-    ``num_replicas``; rank ``r`` takes positions ``r::num_replicas``.
-
-    Example
-    -------
-    >>> shard(np.arange(5), 2, 1, drop_last=False)
-    [1, 3, 0]
-    """
-    total = len(order)
-    if num_replicas == 1:
-        return order.tolist() if isinstance(order, np.ndarray) else list(order)
-    if drop_last:
-        per_rank = total // num_replicas
-    else:
-        per_rank = -(-total // num_replicas)
-    size = per_rank * num_replicas
-    if isinstance(order, np.ndarray):
-        if size > total:
-            order = np.resize(order, size) if total else order
-        return order[rank:size:num_replicas].tolist()
-    order = list(order)
-    if size > total and total:
-        # padding wraps around; only this rank's positions are made (never the padded
-        # epoch of all ranks, which a large num_replicas would make huge)
-        return [order[p % total] for p in range(rank, size, num_replicas)]
-    return order[rank:size:num_replicas]
-
-
-#: Items per chunk when an array epoch is handed out (see the module docstring).
+#: Items per chunk when an epoch is handed out (see the module docstring).
 CHUNK = 1 << 16
 
 
@@ -196,9 +173,10 @@ def shard_length(total: int, num_replicas: int, drop_last: bool) -> int:
 def shard_array(order: np.ndarray, num_replicas: int, rank: int, drop_last: bool) -> np.ndarray:
     """Rank ``rank``'s part of a global epoch held in an array (items along axis 0).
 
-    The same layout as :func:`shard` (padding by wrapping around, rank ``r`` takes
-    positions ``r::num_replicas``) without converting to Python objects; one replica gets
-    the array itself.
+    The order is padded by wrapping around (or trimmed when ``drop_last``) to a multiple
+    of ``num_replicas``; rank ``r`` takes positions ``r::num_replicas`` (the
+    ``DistributedSampler`` layout). Only this rank's positions are made, never the padded
+    epoch of all ranks; one replica gets the array itself.
 
     Example
     -------
@@ -215,7 +193,125 @@ def shard_array(order: np.ndarray, num_replicas: int, rank: int, drop_last: bool
     return order[rank:size:num_replicas].copy()
 
 
-class EpochSampler(Sampler):
+def as_order(order: np.ndarray | Sequence[Any]) -> np.ndarray:
+    """A global epoch as an array: a numpy array as it is, any other sequence of items (a
+    list of batches) as a 1-D object array holding those very items.
+
+    Example
+    -------
+    >>> as_order([[3, 1], [2]]).tolist()
+    [[3, 1], [2]]
+    """
+    if isinstance(order, np.ndarray):
+        return order
+    return np.fromiter(order, dtype=object, count=len(order))
+
+
+class ResumableSampler(Sampler):
+    """What every longtail sampler shares: seed, replica layout, epoch, the position in the
+    epoch and the state-dict header that carries them.
+
+    Subclasses report how many items of the epoch were handed out (:meth:`_consumed`)
+    and may extend :meth:`_signature` with whatever must match for a saved state to
+    apply. :meth:`state_dict` gives ``{"sampler", "seed", "epoch", "num_replicas",
+    "rank", "yielded"}`` plus the signature; :meth:`_load_header` checks them.
+
+    Parameters
+    ----------
+    seed : int
+        Base seed of every stream the sampler draws from.
+    num_replicas, rank : int, optional
+        Distributed layout; default to the initialised ``torch.distributed`` group.
+    """
+
+    #: whether a saved state must come from the same number of replicas (a sampler whose
+    #: state does not depend on the layout sets it False: only the rank is checked then)
+    _same_replicas = True
+
+    def __init__(self, *, seed: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None) -> None:
+        self.seed = check_seed(seed)
+        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
+        self.epoch = 0
+        self._resume_at = 0
+
+    # -- to implement -------------------------------------------------------------------
+    def _signature(self) -> dict[str, Any]:
+        """Values that must match for :meth:`load_state_dict` to accept a state."""
+        return {}
+
+    def _consumed(self) -> int:
+        """Items of the current epoch handed out so far."""
+        raise NotImplementedError
+
+    def _restart(self) -> None:
+        """Called when :meth:`set_epoch` selects another epoch (its position restarts)."""
+        self._resume_at = 0
+
+    # -- shared ----------------------------------------------------------------------------
+    def _epoch_seed(self, epoch: int, *keys: int) -> int:
+        """64-bit seed of this sampler for ``epoch`` (and optional sub-stream keys)."""
+        return derive_seed(self.seed, epoch, *keys)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order the next ``iter()`` produces (as DistributedSampler)."""
+        if not _is_int(epoch) or not 0 <= epoch < _MAX_EPOCH:
+            raise ValueError(f"epoch must be a non-negative integer below 2**63, got {epoch!r}")
+        if int(epoch) != self.epoch:
+            self._restart()
+        self.epoch = int(epoch)
+
+    def _header_keys(self) -> list[str]:
+        """The keys of the :meth:`state_dict` header, signature included."""
+        return ["sampler", "seed", "epoch", "num_replicas", "rank", "yielded",
+                *self._signature()]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position in the epoch: plain Python values (``StatefulDataLoader`` protocol)."""
+        state = {
+            "sampler": type(self).__name__,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "num_replicas": self.num_replicas,
+            "rank": self.rank,
+            "yielded": int(self._consumed()),
+        }
+        state.update(self._signature())
+        return state
+
+    def _load_header(self, state: Any) -> tuple[int, int]:
+        """Check the header of a state (untrusted input) and return ``(epoch, yielded)``.
+
+        The sampler class, seed, signature (and number of replicas, unless
+        ``_same_replicas`` is False) must match; ``rank``, ``epoch`` and ``yielded`` must
+        be integers in range (``yielded`` >= 0; its upper bound is the caller's).
+        Nothing is applied.
+        """
+        owner = type(self).__name__
+        expected = {"sampler": owner, "seed": self.seed}
+        if self._same_replicas:
+            expected["num_replicas"] = self.num_replicas
+        expected.update(self._signature())
+        for key, value in expected.items():
+            got = state_value(state, key, owner)
+            if not same_value(value, got):
+                raise ValueError(
+                    f"state_dict was saved with {key}={got!r}, this {owner} has "
+                    f"{key}={value!r}"
+                )
+        if self._same_replicas:
+            replicas = self.num_replicas   # the saved rank may differ (equal shards)
+        else:
+            replicas = check_int("state_dict['num_replicas']",
+                                 state_value(state, "num_replicas", owner), 1)
+        check_int("state_dict['rank']", state_value(state, "rank", owner), 0, replicas - 1)
+        epoch = check_int("state_dict['epoch']", state_value(state, "epoch", owner), 0,
+                          _MAX_EPOCH - 1)
+        yielded = check_int("state_dict['yielded']", state_value(state, "yielded", owner), 0)
+        return epoch, yielded
+
+
+class EpochSampler(ResumableSampler):
     """Base class: deterministic per ``(seed, epoch)``, sharded, resumable.
 
     Subclasses implement :meth:`_global_order` and may extend :meth:`_signature` with
@@ -239,15 +335,11 @@ class EpochSampler(Sampler):
         rank: int | None = None,
         drop_last: bool = False,
     ) -> None:
-        self.seed = check_seed(seed)
-        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
+        super().__init__(seed=seed, num_replicas=num_replicas, rank=rank)
         self.drop_last = check_bool("drop_last", drop_last)
-        self.epoch = 0
         self._cached_epoch: int | None = None
-        self._cached_shard: list | None = None
+        self._cached_shard: np.ndarray | None = None
         self._iterator: Iterator | None = None
-        self._iter_start = 0
-        self._resume_at = 0
         self._chunk_base = 0
         self._chunk_len = 0
         self._chunk_it: Iterator = iter(())
@@ -257,37 +349,25 @@ class EpochSampler(Sampler):
         """The whole epoch for all ranks, a pure function of ``(self.seed, epoch)``."""
         raise NotImplementedError
 
-    def _signature(self) -> dict[str, Any]:
-        """Values that must match for :meth:`load_state_dict` to accept a state."""
-        return {}
-
     def _global_length(self, epoch: int) -> int | None:
         """Length of the global epoch when known without building it (else ``None``)."""
         return None
 
     def _materialize(self, chunk: np.ndarray) -> list:
-        """Python items for a chunk of an array epoch (default: ``chunk.tolist()``)."""
+        """Python items for a chunk of the epoch (default: ``chunk.tolist()``)."""
         return chunk.tolist()
 
     # -- helpers ----------------------------------------------------------------------
-    def _epoch_seed(self, epoch: int, *keys: int) -> int:
-        """64-bit seed of this sampler for ``epoch`` (and optional sub-stream keys)."""
-        return derive_seed(self.seed, epoch, *keys)
-
-    def _shard_for(self, epoch: int) -> list | np.ndarray:
+    def _shard_for(self, epoch: int) -> np.ndarray:
         if self._cached_epoch != epoch:
-            order = self._global_order(epoch)
-            if isinstance(order, np.ndarray):
-                self._cached_shard = shard_array(order, self.num_replicas, self.rank,
-                                                 self.drop_last)
-            else:
-                self._cached_shard = shard(order, self.num_replicas, self.rank,
-                                           self.drop_last)
+            order = as_order(self._global_order(epoch))
+            self._cached_shard = shard_array(order, self.num_replicas, self.rank,
+                                             self.drop_last)
             self._cached_epoch = epoch
         return self._cached_shard  # type: ignore[return-value]
 
     def _chunks(self, order: np.ndarray, start: int) -> Iterator[Iterator]:
-        """List iterators over successive chunks of an array shard, from ``start``."""
+        """List iterators over successive chunks of the shard, from ``start``."""
         for pos in range(start, order.shape[0], CHUNK):
             items = self._materialize(order[pos:pos + CHUNK])
             it = iter(items)
@@ -295,23 +375,19 @@ class EpochSampler(Sampler):
             yield it
 
     # -- Sampler protocol ---------------------------------------------------------------
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order the next ``iter()`` produces (as DistributedSampler)."""
-        if not _is_int(epoch) or not 0 <= epoch < _MAX_EPOCH:
-            raise ValueError(f"epoch must be a non-negative integer below 2**63, got {epoch!r}")
-        if int(epoch) != self.epoch:
-            self._resume_at = 0
-        self.epoch = int(epoch)
-
     def __iter__(self) -> Iterator:
         order = self._shard_for(self.epoch)
         start, self._resume_at = self._resume_at, 0
-        self._iter_start = start
-        if isinstance(order, np.ndarray):
+        if order.dtype == object:
+            # the items are Python objects already (a list order, e.g. batches: few of
+            # them): one plain list iterator, which pickles with the sampler
+            items = order[start:].tolist()
+            it = iter(items)
+            self._chunk_base, self._chunk_len, self._chunk_it = start, len(items), it
+            self._iterator = it
+        else:
             self._chunk_base, self._chunk_len, self._chunk_it = start, 0, iter(())
             self._iterator = itertools.chain.from_iterable(self._chunks(order, start))
-        else:
-            self._iterator = iter(order[start:] if start else order)
         return self._iterator
 
     def __len__(self) -> int:
@@ -325,23 +401,7 @@ class EpochSampler(Sampler):
     def _consumed(self) -> int:
         if self._iterator is None:
             return self._resume_at
-        if isinstance(self._iterator, itertools.chain):
-            return self._chunk_base + self._chunk_len - operator.length_hint(self._chunk_it)
-        return self._iter_start + (len(self._shard_for(self.epoch)) - self._iter_start
-                                   - operator.length_hint(self._iterator))
-
-    def state_dict(self) -> dict[str, Any]:
-        """Position in the epoch: plain Python values (``StatefulDataLoader`` protocol)."""
-        state = {
-            "sampler": type(self).__name__,
-            "seed": self.seed,
-            "epoch": self.epoch,
-            "num_replicas": self.num_replicas,
-            "rank": self.rank,
-            "yielded": int(self._consumed()),
-        }
-        state.update(self._signature())
-        return state
+        return self._chunk_base + self._chunk_len - operator.length_hint(self._chunk_it)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume: the next ``iter()`` continues the saved epoch right after ``yielded``.
@@ -351,22 +411,7 @@ class EpochSampler(Sampler):
         parameters -- must match this sampler) before anything is applied, so on
         ``ValueError`` / ``TypeError`` the sampler is unchanged. Extra keys are ignored.
         """
-        owner = type(self).__name__
-        expected = {"sampler": owner, "seed": self.seed, "num_replicas": self.num_replicas}
-        expected.update(self._signature())
-        for key, value in expected.items():
-            got = state_value(state, key, owner)
-            if not same_value(value, got):
-                raise ValueError(
-                    f"state_dict was saved with {key}={got!r}, this {owner} has "
-                    f"{key}={value!r}"
-                )
-        # the saved rank may differ (every rank's shard has the same length)
-        check_int("state_dict['rank']", state_value(state, "rank", owner), 0,
-                  self.num_replicas - 1)
-        epoch = check_int("state_dict['epoch']", state_value(state, "epoch", owner), 0,
-                          _MAX_EPOCH - 1)
-        yielded = check_int("state_dict['yielded']", state_value(state, "yielded", owner), 0)
+        epoch, yielded = self._load_header(state)
         if self._cached_epoch == epoch or self._global_length(epoch) is None:
             length = len(self._shard_for(epoch))   # a pure function of the epoch
         else:

@@ -10,6 +10,16 @@ incremented by a delta), so every inner node is a pure function of the leaves: n
 and a tree rebuilt from its leaves is bitwise equal to one updated step by step (what
 makes resume and DDP replicas exact).
 
+Sampler state
+-------------
+The :class:`HardExampleSampler` kernels take named NumPy records (the dtypes of
+:mod:`longtail.samplers.replay.state`): ``ex`` (one 32-byte ``EXAMPLE`` row per
+example: ``prio``, ``raw``, ``last``, ``flight``, so touching an example costs one cache
+line), ``slots`` (the in-flight ring's ``SLOT`` rows: ``step``, ``live``), and
+one-element arrays ``params`` (``PARAMS``: the sampler's fixed parameters) and
+``counters`` (``COUNTERS``: step, running statistics, sweep and history cursors). A tree
+array carries its own size (``tree.shape[0] // 2``).
+
 Every kernel is serial (``parallel=False``: samplers run in the main process next to
 fork-started DataLoader workers) and takes its randomness from ``longtail._core.rng``.
 """
@@ -160,65 +170,72 @@ def tree_sample(tree, size, k, seed):
 # ---------------------------------------------------------------------------------------
 # HardExampleSampler
 # ---------------------------------------------------------------------------------------
-# Per-example state is one float64 row [priority, reported priority, step reported,
-# step drawn while in flight (-1: not in flight)] so that touching an example costs one
-# cache line, not four (steps are exact in float64 up to 2**53).
-PRIO = 0
-RAW = 1
 #: largest importance weight before normalisation (finite: a batch's sum stays finite)
 W_CAP = 1e300
-LAST = 2
-FLIGHT = 3
 
 
 @njit(cache=True, inline="always")
-def _unmark(ex, i, ring_step, ring_live):
+def _unmark(ex, i, slots):
     """Lift example ``i``'s in-flight mark; its ring slot counts one live mark less."""
-    f = ex[i, FLIGHT]
-    if f >= 0.0:
-        s = np.int64(f)
-        slot = s % ring_step.shape[0]
-        if ring_step[slot] == s:
-            ring_live[slot] -= 1
-        ex[i, FLIGHT] = -1.0
+    f = ex[i].flight
+    if f >= 0:
+        slot = f % slots.shape[0]
+        if slots[slot].step == f:
+            slots[slot].live -= 1
+        ex[i].flight = -1
 
 
 @njit(cache=True)
-def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
-                tu, tb, ex, factor, ring, ring_step, ring_live, idx_out, w_out, q_out):
-    """Draw the global batch of step ``step`` and mark it in flight.
+def _lift_all_marks(tree, ex, slots):
+    """Lift every in-flight mark (the hard source has nothing left to draw from)."""
+    size = tree.shape[0] >> 1
+    for i in range(ex.shape[0]):
+        if ex[i].flight >= 0:
+            ex[i].flight = -1
+            tree[size + i] = ex[i].prio
+    for t in range(slots.shape[0]):
+        slots[t].live = 0
+        slots[t].step = -1
+    tree_build(tree, size)
 
-    ``kh`` / ``kb`` / ``ku`` draws come from the hard tree, the base tree and the uniform
-    distribution; every draw gets ``q`` = the mixture probability
+
+@njit(cache=True)
+def replay_draw(tree, btree, ex, slots, ring, params, counters, idx_out, w_out, q_out):
+    """Draw the global batch of step ``counters[0].step``, mark it in flight, count it.
+
+    ``kh`` / ``kb`` / ``ku`` draws (``params[0]``) come from the hard tree, the base tree
+    and the uniform distribution; every draw gets ``q`` = the mixture probability
     ``kh/B * leaf/H + kb/B * base/Bt + ku/B / n`` (B = kh + kb + ku) and the importance
-    weight ``(p_target / q) ** beta``, p_target = ``tu / n + tb * base / Bt`` (the non-hard
-    part of the mix), normalised over the batch by ``norm`` (0 none, 1 max, 2 mean).
-    With more than one source the batch is shuffled (so rank slices mix the sources).
-    Then every *hard-drawn* example's leaf becomes ``priority * factor`` until its update
-    arrives or ``ring.shape[0] - 1`` further steps pass: the ring keeps each step's hard
-    draws and ``ring_live`` how many of its marks are still up, so expiring a batch whose
-    losses all came back costs nothing. Returns 1 when the hard source drew uniformly
-    (every priority 0). Importance weights are capped at ``W_CAP`` before normalising
-    (only reached when ``q`` underflows), so they are always finite.
+    weight ``(p_target / q) ** beta``, p_target = ``tu / n + tb * base / Bt`` (the
+    non-hard part of the mix), normalised over the batch by ``norm`` (0 none, 1 max, 2
+    mean). With more than one source the batch is shuffled (so rank slices mix the
+    sources). Then every *hard-drawn* example's leaf becomes ``prio * factor`` until its
+    update arrives or ``ring.shape[0] - 1`` further steps pass: ``ring[slot]`` keeps the
+    hard draws of the step held by ``slots[slot]`` and ``slots[slot].live`` how many of
+    its marks are still up, so expiring a batch whose losses all came back costs
+    nothing. Returns 1 when the hard source drew uniformly (every priority 0).
+    Importance weights are capped at ``W_CAP`` before normalising (only reached when
+    ``q`` underflows), so they are always finite.
     """
+    p = params[0]
+    c = counters[0]
+    kh, kb, ku = p.kh, p.kb, p.ku
+    step = c.step
+    beta = p.beta
+    n = ex.shape[0]
+    size = tree.shape[0] >> 1
+    bsize = btree.shape[0] >> 1
     bg = kh + kb + ku
-    slots = ring.shape[0]
+    nslots = ring.shape[0]
     hard_uniform = 0
     if kh > 0 and not (tree[1] > 0.0):
         # every priority is 0 or in flight: lift the in-flight marks first
-        for i in range(n):
-            if ex[i, FLIGHT] >= 0.0:
-                ex[i, FLIGHT] = -1.0
-                tree[size + i] = ex[i, PRIO]
-        for t in range(slots):
-            ring_live[t] = 0
-            ring_step[t] = -1
-        tree_build(tree, size)
+        _lift_all_marks(tree, ex, slots)
         if not (tree[1] > 0.0):
             hard_uniform = 1
     total_h = tree[1]
     total_b = btree[1]
-    state = rng_init(mix_seed(seed, step))
+    state = rng_init(mix_seed(p.seed, step))
 
     idx = np.empty(bg, dtype=np.int64)
     if kh > 0:
@@ -241,6 +258,8 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
     fh = kh / bg
     fb = kb / bg
     fu = ku / bg
+    tu = p.tu
+    tb = p.tb
     inv_n = 1.0 / n
     w = np.empty(bg, dtype=np.float64)
     q = np.empty(bg, dtype=np.float64)
@@ -280,9 +299,9 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
         if wj > wmax:
             wmax = wj
     scale = 1.0
-    if norm == 1 and wmax > 0.0:
+    if p.norm == 1 and wmax > 0.0:
         scale = 1.0 / wmax
-    elif norm == 2 and wsum > 0.0:
+    elif p.norm == 2 and wsum > 0.0:
         scale = bg / wsum
 
     sources = (kh > 0) + (kb > 0) + (ku > 0)
@@ -300,56 +319,63 @@ def replay_draw(tree, size, btree, bsize, n, kh, kb, ku, seed, step, beta, norm,
             q_out[j] = q[j]
             w_out[j] = w[j] * scale
 
-    if slots > 1 and kh > 0:
-        # only the hard draws are marked: the hard source is what must not repeat
-        # itself, and their tree paths are in cache from the descent just made
-        changed = np.empty(2 * kh, dtype=np.int64)
-        nc = 0
-        slot = step % slots
-        ring_step[slot] = step
-        ring_live[slot] = 0
-        fstep = np.float64(step)
-        pr = np.empty(kh, dtype=np.float64)
-        for j in range(kh):  # loads only, so that all their cache misses overlap
-            pr[j] = ex[idx[j], PRIO]
-        for j in range(kh):
-            i = idx[j]
-            ring[slot, j] = i
-            # re-read (the row is in cache now): an example drawn twice in this batch
-            # must count once, and its old slot must lose one live mark, not two
-            f = ex[i, FLIGHT]
-            if f == fstep:  # drawn twice in this batch
-                continue
-            if f >= 0.0:  # still in flight from an earlier step: move its mark here
-                s_old = np.int64(f)
-                o = s_old % slots
-                if ring_step[o] == s_old:
-                    ring_live[o] -= 1
-            ex[i, FLIGHT] = fstep
-            ring_live[slot] += 1
-            v = pr[j] * factor
-            if tree[size + i] != v:
-                tree[size + i] = v
-                changed[nc] = i
-                nc += 1
-        old = (step + 1) % slots
-        old_step = ring_step[old]
-        if old_step >= 0 and old_step == step - (slots - 1):
-            if ring_live[old] > 0:
-                fold = np.float64(old_step)
-                for j in range(kh):
-                    i = ring[old, j]
-                    if ex[i, FLIGHT] == fold:
-                        ex[i, FLIGHT] = -1.0
-                        v = ex[i, PRIO]
-                        if tree[size + i] != v:
-                            tree[size + i] = v
-                            changed[nc] = i
-                            nc += 1
-            ring_live[old] = 0
-            ring_step[old] = -1
-        tree_propagate(tree, size, changed[:nc])
+    if nslots > 1 and kh > 0:
+        _mark_in_flight(tree, ex, slots, ring, idx, kh, step, p.factor)
+    c.step = step + 1
     return hard_uniform
+
+
+@njit(cache=True, inline="always")
+def _mark_in_flight(tree, ex, slots, ring, idx, kh, step, factor):
+    """Mark the hard draws ``idx[:kh]`` of ``step`` in flight (leaf ``prio * factor``) in
+    the ring slot of ``step``, and expire the slot that falls out of the ring."""
+    # only the hard draws are marked: the hard source is what must not repeat itself,
+    # and their tree paths are in cache from the descent just made
+    size = tree.shape[0] >> 1
+    nslots = ring.shape[0]
+    changed = np.empty(2 * kh, dtype=np.int64)
+    nc = 0
+    slot = step % nslots
+    slots[slot].step = step
+    slots[slot].live = 0
+    pr = np.empty(kh, dtype=np.float64)
+    for j in range(kh):  # loads only, so that all their cache misses overlap
+        pr[j] = ex[idx[j]].prio
+    for j in range(kh):
+        i = idx[j]
+        ring[slot, j] = i
+        # re-read (the row is in cache now): an example drawn twice in this batch must
+        # count once, and its old slot must lose one live mark, not two
+        f = ex[i].flight
+        if f == step:  # drawn twice in this batch
+            continue
+        if f >= 0:  # still in flight from an earlier step: move its mark here
+            o = f % nslots
+            if slots[o].step == f:
+                slots[o].live -= 1
+        ex[i].flight = step
+        slots[slot].live += 1
+        v = pr[j] * factor
+        if tree[size + i] != v:
+            tree[size + i] = v
+            changed[nc] = i
+            nc += 1
+    old = (step + 1) % nslots
+    old_step = slots[old].step
+    if old_step >= 0 and old_step == step - (nslots - 1):
+        if slots[old].live > 0:
+            for j in range(kh):
+                i = ring[old, j]
+                if ex[i].flight == old_step:
+                    ex[i].flight = -1
+                    v = ex[i].prio
+                    if tree[size + i] != v:
+                        tree[size + i] = v
+                        changed[nc] = i
+                        nc += 1
+        slots[old].live = 0
+        slots[old].step = -1
+    tree_propagate(tree, size, changed[:nc])
 
 
 @njit(cache=True)
@@ -366,12 +392,55 @@ def _bisect(a, length, x, right):
 
 
 @njit(cache=True)
-def replay_update(tree, size, n, idx, loss, kind, alpha, eps, pressure, baseline,
-                  has_baseline, hist, ref, hstate, max_value, ex, factor, step, stats,
-                  sweep, half_life, ring_step, ring_live, err):
+def _check_feedback(n, idx, loss, baseline, has_baseline, x):
+    """Losses rounded to float32 minus the baseline into ``x``; ``(code, position)`` of
+    the first invalid entry (1 index out of range, 2 loss not finite), else ``(0, 0)``."""
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        if i < 0 or i >= n:
+            return 1, j
+        v = loss[j]
+        if not np.isfinite(v) or not np.isfinite(np.float32(v)):
+            return 2, j
+        v = np.float64(np.float32(v))
+        if has_baseline:
+            v = v - baseline[i]
+        x[j] = v
+    return 0, 0
+
+
+@njit(cache=True, inline="always")
+def _percentiles(x, hist, ref, p, c, out):
+    """Mid-rank percentiles of ``x`` among the sorted snapshot ``ref`` of the loss
+    history, after appending ``x`` to the history ring (``c.hist_*``) and re-sorting
+    the snapshot once ``p.hist_every`` new losses have arrived."""
+    b = x.shape[0]
+    h = hist.shape[0]
+    for j in range(b):
+        hist[c.hist_pos] = x[j]
+        c.hist_pos = (c.hist_pos + 1) % h
+        if c.hist_count < h:
+            c.hist_count += 1
+    c.hist_new += b
+    if c.hist_len == 0 or c.hist_new >= p.hist_every:
+        cnt = c.hist_count
+        srt = np.sort(hist[:cnt])
+        for j in range(cnt):
+            ref[j] = srt[j]
+        c.hist_len = cnt
+        c.hist_new = 0
+    length = c.hist_len
+    for j in range(b):
+        lo = _bisect(ref, length, x[j], False)
+        hi = _bisect(ref, length, x[j], True)
+        out[j] = 0.5 * (lo + hi) / length
+
+
+@njit(cache=True)
+def replay_update(tree, ex, slots, idx, loss, baseline, hist, ref, params, counters):
     """Validate, turn losses into priorities, apply them (in order: last write wins),
-    then sweep. On invalid input nothing changes and ``err`` = [code, position]
-    (1 index out of range, 2 loss not finite, 3 priority overflow).
+    then sweep. Returns ``(code, position)``: ``(0, 0)``, or on invalid input (nothing
+    changed then) code 1 index out of range, 2 loss not finite, 3 priority overflow.
 
     Priorities (losses are rounded to float32 first, as the DDP gather sends them):
     kind 0 ``loss``: ``(max(loss - baseline, 0) + eps) ** alpha``;
@@ -379,144 +448,130 @@ def replay_update(tree, size, n, idx, loss, kind, alpha, eps, pressure, baseline
     ``exp(-ln(pressure) * rank / N)`` with the rank estimated as ``N * (1 - pct)``;
     kind 2 ``percentile`` (Selective-Backprop, Jiang et al. 2019): ``(pct + eps) ** alpha``.
     ``pct`` is the mid-rank percentile of the loss among a sorted snapshot ``ref`` of the
-    last ``hist.shape[0]`` reported losses, re-sorted once ``hstate[3]`` new losses have
-    arrived (``hstate`` = [write position, count, new since refresh, refresh every,
-    snapshot length]).
+    last ``hist.shape[0]`` reported losses (:func:`_percentiles`).
 
-    ``stats`` = [max reported priority, running mean, reports so far, updates applied].
-    The running mean is the mean of each update's priorities averaged with weight
-    ``b / min(n, reports so far)`` (a cumulative mean over the first n reports, then an
-    exponential average over about one pass of the data).
+    Running statistics (``counters[0]``): ``max_reported``, and ``mean_reported``, the
+    mean of each update's priorities averaged with weight ``b / min(n, reports)`` (a
+    cumulative mean over the first n reports, then an exponential average over about one
+    pass of the data).
 
-    Sweep (``sweep`` = [position, chunk]): each call also revisits ``chunk`` examples
-    cyclically; one never reported gets the largest priority reported so far (PER's rule:
-    unseen examples come first), a reported one decays toward the running mean,
+    Sweep: each call also revisits ``sweep_chunk`` examples cyclically from
+    ``sweep_pos``; one never reported gets the largest priority reported so far (PER's
+    rule: unseen examples come first), a reported one decays toward the running mean,
     ``prio = mean + (raw - mean) * 2 ** (-age / half_life)`` with ``age`` the steps since
     its report (no decay when ``half_life <= 0``). The first update sets every unseen
     example at once (O(n), once).
     """
+    p = params[0]
+    c = counters[0]
+    n = ex.shape[0]
     b = idx.shape[0]
     x = np.empty(b, dtype=np.float64)
-    for j in range(b):
-        i = idx[j]
-        if i < 0 or i >= n:
-            err[0] = 1
-            err[1] = j
-            return
-        v = loss[j]
-        if not np.isfinite(v) or not np.isfinite(np.float32(v)):
-            err[0] = 2
-            err[1] = j
-            return
-        v = np.float64(np.float32(v))
-        if has_baseline:
-            v = v - baseline[i]
-        x[j] = v
-    p = np.empty(b, dtype=np.float64)
-    if kind == 0:
+    code, pos = _check_feedback(n, idx, loss, baseline, p.has_baseline, x)
+    if code:
+        return code, pos
+    pr = np.empty(b, dtype=np.float64)
+    if p.kind == 0:
+        alpha, eps, max_value = p.alpha, p.eps, p.max_value
         for j in range(b):
             v = x[j]
             if v < 0.0:
                 v = 0.0
             pj = (v + eps) ** alpha
             if not (pj <= max_value):
-                err[0] = 3
-                err[1] = j
-                return
-            p[j] = pj
+                return 3, j
+            pr[j] = pj
     elif b > 0:
-        h = hist.shape[0]
-        for j in range(b):
-            hist[hstate[0]] = x[j]
-            hstate[0] = (hstate[0] + 1) % h
-            if hstate[1] < h:
-                hstate[1] += 1
-        hstate[2] += b
-        if hstate[4] == 0 or hstate[2] >= hstate[3]:
-            cnt = hstate[1]
-            srt = np.sort(hist[:cnt])
-            for j in range(cnt):
-                ref[j] = srt[j]
-            hstate[4] = cnt
-            hstate[2] = 0
-        length = hstate[4]
-        log_p = np.log(pressure)
-        for j in range(b):
-            lo = _bisect(ref, length, x[j], False)
-            hi = _bisect(ref, length, x[j], True)
-            pct = 0.5 * (lo + hi) / length
-            if kind == 1:
-                p[j] = np.exp(log_p * (pct - 1.0))
-            else:
-                p[j] = (pct + eps) ** alpha
+        _percentiles(x, hist, ref, p, c, pr)
+        if p.kind == 1:
+            log_p = np.log(p.pressure)
+            for j in range(b):
+                pr[j] = np.exp(log_p * (pr[j] - 1.0))
+        else:
+            for j in range(b):
+                pr[j] = (pr[j] + p.eps) ** p.alpha
     if b == 0:
-        return
+        return 0, 0
+    _apply_priorities(tree, ex, slots, idx, pr, p, c)
+    return 0, 0
 
-    fstep = np.float64(step)
-    pmax = stats[0]
+
+@njit(cache=True, inline="always")
+def _apply_priorities(tree, ex, slots, idx, pr, p, c):
+    """Write the reported priorities ``pr`` of examples ``idx``, update the running
+    statistics, then sweep (see :func:`replay_update`)."""
+    n = ex.shape[0]
+    size = tree.shape[0] >> 1
+    b = idx.shape[0]
+    factor = p.factor
+    step = c.step
+    pmax = c.max_reported
     psum = 0.0
     acc = 0.0
     for j in range(b):  # loads only, so that the rows' cache misses overlap
-        acc += ex[idx[j], FLIGHT] + tree[size + idx[j]]
+        acc += ex[idx[j]].prio + tree[size + idx[j]]
     if acc != acc:  # never (keeps the loads)
         pmax = 0.0
     for j in range(b):
         i = idx[j]
-        v = p[j]
-        _unmark(ex, i, ring_step, ring_live)
-        ex[i, RAW] = v
-        ex[i, PRIO] = v
-        ex[i, LAST] = fstep
+        v = pr[j]
+        _unmark(ex, i, slots)
+        ex[i].raw = v
+        ex[i].prio = v
+        ex[i].last = step
         tree[size + i] = v
         psum += v
         if v > pmax:
             pmax = v
-    stats[0] = pmax
-    stats[2] += b
-    denom = stats[2]
+    c.max_reported = pmax
+    c.reports += b
+    denom = c.reports
     if denom > n:
         denom = n
     rate = b / denom
     if rate > 1.0:
         rate = 1.0
-    stats[1] += (psum / b - stats[1]) * rate
-    first = stats[3] == 0
-    stats[3] += 1
+    c.mean_reported += (psum / b - c.mean_reported) * rate
+    first = c.updates == 0
+    c.updates += 1
     if first:
         for i in range(n):
-            if ex[i, LAST] < 0.0:
-                ex[i, PRIO] = pmax
-                tree[size + i] = pmax * factor if ex[i, FLIGHT] >= 0.0 else pmax
+            if ex[i].last < 0:
+                ex[i].prio = pmax
+                tree[size + i] = pmax * factor if ex[i].flight >= 0 else pmax
         tree_build(tree, size)
         return
     tree_propagate(tree, size, idx)
-    chunk = sweep[1]
+    chunk = p.sweep_chunk
     if chunk <= 0:
         return
     if chunk > n:
         chunk = n
-    pos = sweep[0]
-    mean = stats[1]
-    end = pos + chunk
+    start = c.sweep_pos
+    mean = c.mean_reported
+    half_life = p.half_life
+    fstep = np.float64(step)
+    end = start + chunk
     for seg in range(2):
         if seg == 0:
-            lo = pos
+            lo = start
             hi = end if end < n else n
         else:
             lo = 0
             hi = end - n if end > n else 0
         for i in range(lo, hi):
-            last = ex[i, LAST]
-            if last < 0.0:
+            last = ex[i].last
+            if last < 0:
                 v = pmax
             elif half_life > 0.0:
-                if last < fstep:
-                    v = mean + (ex[i, RAW] - mean) * np.exp2(-(fstep - last) / half_life)
+                if last < step:
+                    v = mean + (ex[i].raw - mean) * np.exp2(-(fstep - np.float64(last))
+                                                            / half_life)
                 else:
-                    v = ex[i, RAW]
+                    v = ex[i].raw
             else:
-                v = ex[i, PRIO]
-            ex[i, PRIO] = v
-            tree[size + i] = v * factor if ex[i, FLIGHT] >= 0.0 else v
+                v = ex[i].prio
+            ex[i].prio = v
+            tree[size + i] = v * factor if ex[i].flight >= 0 else v
         tree_propagate_range(tree, size, lo, hi)
-    sweep[0] = end % n
+    c.sweep_pos = end % n

@@ -2,13 +2,17 @@
 example mining at the data-loading level).
 
 The training loop reports each example's loss with :meth:`HardExampleSampler.update`;
-later batches are a fixed mix of draws from three sources -- *hard* (a float64 sum tree
-over priorities derived from the losses), *base* (any static weights, e.g. from
-``longtail.sample_weights``) and *uniform* -- and every drawn example carries its exact
-draw probability ``q(i)`` and an importance weight that keeps the gradient honest.
-Prior art: OHEM (Shrivastava et al. 2016), prioritized replay (Schaul et al. 2016),
-online batch selection by rank (Loshchilov & Hutter 2015), Selective-Backprop (Jiang et
-al. 2019).
+later batches are a fixed mix of draws from three sources -- *hard* (a float64
+:class:`~longtail.samplers.SumTree` over priorities derived from the losses), *base*
+(any static weights, e.g. from ``longtail.sample_weights``) and *uniform* -- and every
+drawn example carries its exact draw probability ``q(i)`` and an importance weight that
+keeps the gradient honest. Prior art: OHEM (Shrivastava et al. 2016), prioritized replay
+(Schaul et al. 2016), online batch selection by rank (Loshchilov & Hutter 2015),
+Selective-Backprop (Jiang et al. 2019).
+
+The state the kernels work on is a few named records
+(:mod:`longtail.samplers.replay.state`, which also holds the state-dict codec); loss
+input and the DDP gather are in :mod:`longtail.samplers.replay.feedback`.
 """
 from __future__ import annotations
 
@@ -19,22 +23,16 @@ from typing import Any, Iterator, Literal, Mapping
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
-from torch.utils.data import Sampler
 
+from longtail._core.checks import freeze
 from longtail._core.rng import Stream, derive_seed
+from longtail._core.sampler import ResumableSampler, check_memory, check_positive_int
 from longtail.datasets.index_batch import IndexBatch
 from longtail.samplers.replay import _kernels as _k
-from longtail._core.checks import freeze
-from longtail._core.sampler import (
-    check_int,
-    check_memory,
-    check_positive_int,
-    check_seed,
-    resolve_replicas,
-    same_value,
-    state_value,
-)
-from longtail.samplers.replay.sumtree import _tree_size
+from longtail.samplers.replay import feedback
+from longtail.samplers.replay.state import (PARAMS, VERSION, decode, encode, new_counters,
+                                            new_examples, new_slots)
+from longtail.samplers.replay.sumtree import SumTree
 
 __all__ = ["HardExampleSampler"]
 
@@ -42,28 +40,6 @@ _KINDS = {"loss": 0, "rank": 1, "percentile": 2}
 _NORMS = {"none": 0, "max": 1, "mean": 2}
 #: the reductions of longtail.losses.per_example_loss
 _REDUCTIONS = ("mean", "sum", "max", "balanced")
-#: steps are stored in float64 rows: exact below 2**53
-_MAX_STEP = 2**53
-_FLOAT_MAX = float(np.finfo(np.float64).max)
-
-
-def _per_example_loss(losses: Any, reduction: str, targets: Any = None) -> Any:
-    """Reduce a ``[B, C]`` element-wise loss to ``[B]`` on its device with
-    :func:`longtail.losses.per_example_loss` (numpy input goes through torch)."""
-    from longtail.losses import per_example_loss
-
-    if isinstance(losses, np.ndarray):
-        losses = torch.from_numpy(np.ascontiguousarray(losses))
-    if not losses.is_floating_point():
-        losses = losses.to(torch.float64)
-    if targets is not None and not isinstance(targets, torch.Tensor):
-        targets = torch.as_tensor(np.asarray(targets))
-    if targets is not None:
-        targets = targets.to(device=losses.device)
-    try:
-        return per_example_loss(losses, targets=targets, reduction=reduction)
-    except TypeError as err:
-        raise ValueError(str(err)) from err
 
 
 def _check_fraction(name: str, value: Any) -> float:
@@ -108,58 +84,6 @@ def _check_array(name: str, values: Any, n: int, *, nonneg: bool) -> np.ndarray:
     return freeze(arr)
 
 
-def _state_array(state: Mapping, key: str, shape: tuple | None, kind: str,
-                 ndim: int = 1) -> np.ndarray:
-    """``state[key]`` as a fresh float64 (``kind="f"``, finite) or int64 (``"i"``) array
-    of ``shape`` (or of ``ndim`` dimensions), else ``TypeError`` / ``ValueError`` naming
-    the key, the value and the first bad position."""
-    value = state_value(state, key, "HardExampleSampler")
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, (str, bytes, Mapping)) or value is None:
-        raise TypeError(f"state_dict[{key!r}] must be an array, got {type(value).__name__}")
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError) as err:
-        raise TypeError(f"state_dict[{key!r}] is not an array: {err}") from None
-    name = f"state_dict[{key!r}]"
-    ok = "fiu" if kind == "f" else "iu"
-    if arr.dtype.kind not in ok and not (arr.size == 0 and arr.dtype.kind == "f"):
-        raise TypeError(f"{name} must hold {'real numbers' if kind == 'f' else 'integers'}"
-                        f", got dtype {arr.dtype}")
-    if shape is not None and arr.shape != shape:
-        raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
-    if shape is None and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    if kind == "i":
-        if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
-            pos = int(np.flatnonzero(arr.reshape(-1) > np.iinfo(np.int64).max)[0])
-            raise ValueError(f"{name}: entry {pos} = {int(arr.reshape(-1)[pos])} is "
-                             "beyond the int64 range")
-        return np.array(arr, dtype=np.int64, order="C", copy=True)
-    out = np.array(arr, dtype=np.float64, order="C", copy=True)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        pos = int(np.flatnonzero(bad.reshape(-1))[0])
-        raise ValueError(f"{name} must be finite; entry {pos} is {out.reshape(-1)[pos]!r}")
-    return out
-
-
-def _check_range(name: str, arr: np.ndarray, low: float, high: float,
-                 allow: float | None = None) -> None:
-    """Every entry of ``arr`` in ``[low, high]`` (or equal to ``allow``)."""
-    if not arr.size:
-        return
-    bad = (arr < low) | (arr > high)
-    if allow is not None:
-        bad &= arr != allow
-    if bad.any():
-        pos = int(np.flatnonzero(bad.reshape(-1))[0])
-        also = "" if allow is None else f" (or {allow:g})"
-        raise ValueError(f"state_dict[{name!r}]: entry {pos} = {arr.reshape(-1)[pos]!r} is "
-                         f"outside [{low:g}, {high:g}]{also}")
-
-
 def _split_counts(total: int, fractions: list[float]) -> list[int]:
     """Integer counts summing to ``total`` closest to ``fractions * total`` (largest
     remainder; ties go to the earlier source)."""
@@ -172,7 +96,12 @@ def _split_counts(total: int, fractions: list[float]) -> list[int]:
     return counts
 
 
-class HardExampleSampler(Sampler[IndexBatch]):
+#: the baseline a sampler without one hands its kernel (frozen like a real one: one
+#: Numba specialisation for both)
+_NO_BASELINE = freeze(np.zeros(1, dtype=np.float64))
+
+
+class HardExampleSampler(ResumableSampler):
     """Batch sampler that replays hard examples, with loss feedback from training.
 
     Each global batch (``batch_size * num_replicas`` draws, with replacement) is a fixed
@@ -260,9 +189,11 @@ class HardExampleSampler(Sampler[IndexBatch]):
 
     **Resume.** :meth:`state_dict` holds the priorities, reported priorities and steps,
     in-flight marks, loss history, step, epoch and position in the epoch as plain numpy
-    arrays and Python numbers; randomness is a pure function of ``(seed, step)``, so a
-    sampler restored with :meth:`load_state_dict` draws exactly the batches the saved one
-    would have drawn, given the same updates. (``torch.load`` needs
+    arrays and Python numbers, one key per field of the kernels' records
+    (:mod:`longtail.samplers.replay.state`, layout version ``state_dict()["version"]``);
+    randomness is a pure function of ``(seed, step)``, so a sampler restored with
+    :meth:`load_state_dict` draws exactly the batches the saved one would have drawn,
+    given the same updates. (``torch.load`` needs
     ``weights_only=False`` for the numpy arrays.) Draws are with replacement; an epoch is
     ``len(self) = ceil(n / (batch_size * num_replicas))`` batches.
 
@@ -332,6 +263,9 @@ class HardExampleSampler(Sampler[IndexBatch]):
     with ``loss_reduction`` (``"balanced"`` with ``targets=yb``).
     """
 
+    #: a state saved with another global batch (replicas x batch size) still applies
+    _same_replicas = False
+
     def __init__(
         self,
         n: int,
@@ -358,8 +292,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
     ) -> None:
         self.n = check_positive_int("n", n)
         self.batch_size = check_positive_int("batch_size", batch_size)
-        self.seed = check_seed(seed)
-        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
+        super().__init__(seed=seed, num_replicas=num_replicas, rank=rank)
         if priority not in _KINDS:
             raise ValueError(f"priority must be one of {sorted(_KINDS)}, got {priority!r}")
         self.priority = priority
@@ -417,6 +350,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
         if isinstance(history, bool) or not isinstance(history, (int, np.integer)) or history < 1:
             raise ValueError(f"history must be a positive integer, got {history!r}")
         self.history = int(min(history, self.n))
+        self._hist_every = max(1, self.history // 4)
 
         epoch_len = len(self)
         if staleness_half_life == "epoch":
@@ -428,64 +362,52 @@ class HardExampleSampler(Sampler[IndexBatch]):
                                                    low=0.0, low_open=True, high=1e300)
         self._sweep_chunk = -(-self.n // max(1, epoch_len // 2))
 
-        self._base_seed = np.uint64(derive_seed(self.seed, Stream.HARD_DRAW))
-        slots = self.in_flight_timeout + 1 if self.in_flight_timeout > 0 else 1
+        n_slots = self.in_flight_timeout + 1 if self.in_flight_timeout > 0 else 1
         # per example: two trees (hard, base; 16 + 16 bytes), one 32-byte row; the ring
         check_memory(f"n={self.n:,}, in_flight_timeout={self.in_flight_timeout:,}",
                      72.0 * self.n + 32.0 * self.history
-                     + 8.0 * slots * (max(self._kh, 1) + 2) + 32.0 * self.global_batch)
-        self._size = _tree_size(self.n)
-        self._max_value = _FLOAT_MAX / (2 * self._size)
+                     + 8.0 * n_slots * (max(self._kh, 1) + 2) + 32.0 * self.global_batch)
+        # the hard source: every priority 1 until the first update
+        self._tree = SumTree(self.n, values=np.ones(self.n), seed=self.seed)
+        self._max_value = self._tree.max_value
         if self.priority == "percentile" and \
                 self.alpha * math.log1p(self.eps) > math.log(self._max_value):
             raise ValueError(
                 f"priority='percentile' with eps={self.eps!r} and alpha={self.alpha!r} "
                 f"gives priorities up to (1 + eps) ** alpha, beyond {self._max_value:.3g} "
                 "(the sums would overflow): lower eps or alpha")
-        if self._base is not None:
-            self._bsize = self._size
-            self._btree = np.zeros(2 * self._bsize, dtype=np.float64)
-            self._btree[self._bsize:self._bsize + self.n] = self._base
-            _k.tree_build(self._btree, self._bsize)
-        else:
-            self._bsize = 2
-            self._btree = np.zeros(4, dtype=np.float64)
-        self.epoch = 0
+        self._base_tree = (SumTree(self.n, values=self._base, seed=self.seed)
+                           if self._base is not None else SumTree(1, seed=self.seed))
+        self._params = self._kernel_params()
+
+        # the kernels' state (records of longtail.samplers.replay.state)
+        self._ex = new_examples(self.n)
+        self._ring = np.zeros((n_slots, max(self._kh, 1)), dtype=np.int64)
+        self._slots = new_slots(n_slots)
+        self._counters = new_counters()
+        self._hist = np.zeros(self.history, dtype=np.float64)
+        self._ref = np.zeros(self.history, dtype=np.float64)
         self._yielded = 0
-        self._resume_at = 0
-        self._reset_state()
+
+    def _kernel_params(self) -> np.ndarray:
+        """The fixed parameters as the kernels read them (a one-element ``PARAMS``)."""
+        p = np.zeros(1, dtype=PARAMS)
+        values = dict(
+            kh=self._kh, kb=self._kb, ku=self._ku, tu=self._tu, tb=self._tb,
+            beta=self._beta, norm=_NORMS[self.normalize], factor=self.in_flight_factor,
+            seed=np.uint64(derive_seed(self.seed, Stream.HARD_DRAW)),
+            kind=_KINDS[self.priority], alpha=self.alpha, eps=self.eps,
+            pressure=self.selection_pressure, max_value=self._max_value,
+            has_baseline=self.baseline is not None,
+            half_life=self.staleness_half_life or 0.0, sweep_chunk=self._sweep_chunk,
+            hist_every=self._hist_every)
+        for name in PARAMS.names:
+            p[name] = values[name]
+        return p
 
     # ------------------------------------------------------------------------------
     # state
     # ------------------------------------------------------------------------------
-    def _reset_state(self) -> None:
-        n = self.n
-        self._step = 0
-        self._tree = np.zeros(2 * self._size, dtype=np.float64)
-        # one row per example: [priority, reported priority, step reported, step drawn
-        # while in flight]; -1 = never / not in flight
-        self._ex = np.empty((n, 4), dtype=np.float64)
-        self._ex[:, _k.PRIO] = 1.0
-        self._ex[:, _k.RAW] = 0.0
-        self._ex[:, _k.LAST] = -1.0
-        self._ex[:, _k.FLIGHT] = -1.0
-        self._tree[self._size:self._size + n] = 1.0
-        _k.tree_build(self._tree, self._size)
-        slots = self.in_flight_timeout + 1 if self.in_flight_timeout > 0 else 1
-        self._ring = np.zeros((slots, max(self._kh, 1)), dtype=np.int64)
-        self._ring_step = np.full(slots, -1, dtype=np.int64)
-        self._ring_live = np.zeros(slots, dtype=np.int64)
-        # [max reported priority, running mean, reports so far, updates applied]
-        self._stats = np.zeros(4, dtype=np.float64)
-        self._sweep = np.array([0, self._sweep_chunk], dtype=np.int64)
-        h = self.history
-        self._hist = np.zeros(h, dtype=np.float64)
-        self._ref = np.zeros(h, dtype=np.float64)
-        # [write position, count, new since refresh, refresh every, snapshot length]
-        self._hstate = np.array([0, 0, 0, max(1, h // 4), 0], dtype=np.int64)
-        self._err = np.zeros(2, dtype=np.int64)
-        self._no_baseline = np.zeros(1, dtype=np.float64)
-
     @property
     def beta(self) -> float:
         """Importance-weight exponent (set it to anneal toward 1)."""
@@ -494,11 +416,12 @@ class HardExampleSampler(Sampler[IndexBatch]):
     @beta.setter
     def beta(self, value: float) -> None:
         self._beta = _check_real("beta", value, low=0.0, high=1e6)
+        self._params["beta"] = self._beta
 
     @property
     def step(self) -> int:
         """Global batches drawn so far (the draw of step ``s`` uses stream ``(seed, s)``)."""
-        return self._step
+        return int(self._counters["step"][0])
 
     @property
     def fractions(self) -> dict[str, float]:
@@ -509,12 +432,12 @@ class HardExampleSampler(Sampler[IndexBatch]):
     @property
     def priorities(self) -> np.ndarray:
         """Current hard-source priorities (in-flight reduction included), a copy."""
-        return self._tree[self._size:self._size + self.n].copy()
+        return np.array(self._tree.values)
 
     @property
     def in_flight(self) -> np.ndarray:
         """Boolean mask of examples hard-drawn and not reported yet (nor timed out)."""
-        return self._ex[:, _k.FLIGHT] >= 0
+        return self._ex["flight"] >= 0
 
     def probabilities(self) -> np.ndarray:
         """Draw probability ``q`` of every example for the next draw, float64 ``[n]``.
@@ -525,31 +448,30 @@ class HardExampleSampler(Sampler[IndexBatch]):
         g = self.global_batch
         q = np.full(self.n, (self._ku / g) / self.n)
         if self._kh:
-            total = self._tree[1]
+            total = self._tree.total
             if total > 0:
-                q += (self._kh / g) * self._tree[self._size:self._size + self.n] / total
-            elif not (self._ex[:, _k.PRIO] > 0).any():
+                q += (self._kh / g) * self._tree.values / total
+            elif not (self._ex["prio"] > 0).any():
                 q += (self._kh / g) / self.n
             else:  # every positive priority is in flight: the marks will be lifted
-                prio = self._ex[:, _k.PRIO]
+                prio = self._ex["prio"]
                 q += (self._kh / g) * prio / prio.sum()
         if self._kb:
-            q += (self._kb / g) * self._base / self._btree[1]
+            q += (self._kb / g) * self._base / self._base_tree.total
         return q
 
     def target_probabilities(self) -> np.ndarray:
         """``p_target``, the non-hard part of the mix, float64 ``[n]``."""
         p = np.full(self.n, self._tu / self.n)
         if self._tb:
-            p += self._tb * self._base / self._btree[1]
+            p += self._tb * self._base / self._base_tree.total
         return p
 
     def digest(self) -> str:
         """Hex fingerprint of the sampler state (tree, marks, step) for replica checks."""
         h = hashlib.sha1()
-        for arr in (self._tree, self._ex, self._stats, self._ring_step, self._ring_live):
+        for arr in (self._tree._tree, self._ex, self._counters, self._slots):
             h.update(np.ascontiguousarray(arr).tobytes())
-        h.update(str(self._step).encode())
         return h.hexdigest()
 
     # ------------------------------------------------------------------------------
@@ -559,29 +481,19 @@ class HardExampleSampler(Sampler[IndexBatch]):
         """Batches per epoch: ``ceil(n / (batch_size * num_replicas))``."""
         return -(-self.n // (self.batch_size * self.num_replicas))
 
-    def set_epoch(self, epoch: int) -> None:
-        """Start epoch ``epoch`` (its first ``iter()`` yields ``len(self)`` batches).
-
-        Draws depend on ``(seed, step)``, steps keep counting across epochs.
-        """
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
-        if int(epoch) != self.epoch:
-            self._resume_at = 0
-            self._yielded = 0
-        self.epoch = int(epoch)
+    def _restart(self) -> None:
+        # another epoch (set_epoch): its first iter() yields len(self) batches; draws
+        # depend on (seed, step) and steps keep counting across epochs
+        super()._restart()
+        self._yielded = 0
 
     def _draw_global(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         g = self.global_batch
         idx = np.empty(g, dtype=np.int64)
         w = np.empty(g, dtype=np.float32)
         q = np.empty(g, dtype=np.float64)
-        _k.replay_draw(self._tree, self._size, self._btree, self._bsize, self.n,
-                       self._kh, self._kb, self._ku, self._base_seed, self._step,
-                       self._beta, _NORMS[self.normalize], self._tu, self._tb,
-                       self._ex, self.in_flight_factor, self._ring, self._ring_step,
-                       self._ring_live, idx, w, q)
-        self._step += 1
+        _k.replay_draw(self._tree._tree, self._base_tree._tree, self._ex, self._slots,
+                       self._ring, self._params, self._counters, idx, w, q)
         return idx, w, q
 
     def sample(self) -> IndexBatch:
@@ -611,102 +523,6 @@ class HardExampleSampler(Sampler[IndexBatch]):
     # ------------------------------------------------------------------------------
     # feedback
     # ------------------------------------------------------------------------------
-    def _prepare(self, indices: Any, losses: Any, to_host: bool,
-                 targets: Any = None) -> tuple[Any, Any]:
-        """Check shapes and types, reduce ``[B, C]`` losses (on their device). With
-        ``to_host``: numpy (indices, losses) after at most one device-to-host copy."""
-        if isinstance(losses, torch.Tensor):
-            losses = losses.detach()
-            if losses.dtype == torch.bool or losses.is_complex():
-                raise ValueError(f"losses must be real numbers, got dtype {losses.dtype}")
-        else:
-            losses = np.asarray(losses)
-            if losses.dtype.kind not in "fiu":
-                raise ValueError(f"losses must be real numbers, got dtype {losses.dtype}")
-        if losses.ndim == 2:
-            losses = _per_example_loss(losses, self.loss_reduction, targets).detach()
-        elif targets is not None:
-            raise ValueError("targets are only used with [B, C] losses")
-        if losses.ndim != 1:
-            raise ValueError(f"losses must have shape [B] or [B, C], got {tuple(losses.shape)}")
-        if isinstance(indices, torch.Tensor):
-            if indices.dtype == torch.bool or indices.is_floating_point() or indices.is_complex():
-                raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
-        else:
-            indices = np.asarray(indices)
-            if indices.dtype.kind not in "iu" and indices.size:
-                raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
-        if indices.ndim != 1:
-            raise ValueError(f"indices must be 1-D, got shape {tuple(indices.shape)}")
-        if indices.shape[0] != losses.shape[0]:
-            raise ValueError(
-                f"indices and losses disagree: {indices.shape[0]} indices, "
-                f"{losses.shape[0]} losses"
-            )
-        if not to_host:
-            return indices, losses
-        if isinstance(losses, torch.Tensor):
-            if losses.dtype not in (torch.float32, torch.float64):
-                losses = losses.to(torch.float64)
-            if losses.device.type != "cpu":
-                if isinstance(indices, torch.Tensor) and indices.device == losses.device:
-                    # one copy for both: float64 carries indices exactly below 2**53
-                    both = torch.cat([indices.to(torch.float64),
-                                      losses.to(torch.float64)]).cpu().numpy()
-                    b = indices.shape[0]
-                    idx_f = both[:b]
-                    if b and not (np.abs(idx_f) < 2.0 ** 53).all():
-                        pos = int(np.flatnonzero(~(np.abs(idx_f) < 2.0 ** 53))[0])
-                        raise ValueError(f"indices[{pos}] is outside [0, {self.n})")
-                    return idx_f.astype(np.int64), both[b:]
-                losses = losses.cpu()
-            losses = losses.numpy()
-        if isinstance(indices, torch.Tensor):
-            indices = indices.cpu().numpy()
-        return indices, losses
-
-    def _gather(self, indices: Any, losses: Any,
-                error: Exception | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """All-gather (indices int64, losses float32) from every rank, in rank order.
-
-        A first all-gather of the sizes also carries "my input was invalid" (-1), so a
-        bad call on one rank raises ``ValueError`` on every rank instead of hanging.
-        """
-        import torch.distributed as dist
-
-        device = torch.device("cpu")
-        if dist.get_backend() == "nccl":
-            device = torch.device("cuda", torch.cuda.current_device())
-        count = -1 if error is not None else int(indices.shape[0])
-        size = torch.tensor([count], dtype=torch.int64, device=device)
-        sizes = [torch.empty_like(size) for _ in range(self.num_replicas)]
-        dist.all_gather(sizes, size)
-        counts = torch.cat(sizes).cpu().tolist()
-        if error is not None:
-            raise error
-        bad = [r for r, c in enumerate(counts) if c < 0]
-        if bad:
-            raise ValueError(f"update() got invalid input on rank(s) {bad}: nothing applied")
-        width = max(counts)
-        if width == 0:
-            return np.empty(0, np.int64), np.empty(0, np.float64)
-        idx_t = torch.as_tensor(indices).to(device=device, dtype=torch.int64)
-        loss_t = torch.as_tensor(losses).to(device=device, dtype=torch.float32)
-        pad = width - idx_t.shape[0]
-        if pad:
-            idx_t = torch.cat([idx_t, idx_t.new_zeros(pad)])
-            loss_t = torch.cat([loss_t, loss_t.new_zeros(pad)])
-        all_idx = [torch.empty_like(idx_t) for _ in range(self.num_replicas)]
-        all_loss = [torch.empty_like(loss_t) for _ in range(self.num_replicas)]
-        dist.all_gather(all_idx, idx_t)
-        dist.all_gather(all_loss, loss_t)
-        # one device-to-host copy; float64 carries the indices exactly (n < 2**53)
-        packed = torch.cat([torch.stack(all_idx).to(torch.float64),
-                            torch.stack(all_loss).to(torch.float64)]).cpu().numpy()
-        idx_rows, loss_rows = packed[:self.num_replicas], packed[self.num_replicas:]
-        keep = np.concatenate([np.arange(c) + r * width for r, c in enumerate(counts)])
-        return idx_rows.reshape(-1)[keep].astype(np.int64), loss_rows.reshape(-1)[keep]
-
     def update(self, indices: ArrayLike, losses: Any, *, targets: Any = None,
                gather: bool | None = None) -> None:
         """Report per-example losses of a batch; they set the examples' priorities.
@@ -753,39 +569,22 @@ class HardExampleSampler(Sampler[IndexBatch]):
                 "update, or gather every rank's indices and losses yourself and pass them "
                 "all with gather=False.")
         try:
-            idx, loss = self._prepare(indices, losses, to_host=not gather, targets=targets)
+            idx, loss = feedback.prepare(indices, losses, n=self.n,
+                                         reduction=self.loss_reduction, to_host=not gather,
+                                         targets=targets)
         except ValueError as err:
-            if gather:
-                self._gather(None, None, error=err)  # tell the other ranks, then raise
+            if gather:   # tell the other ranks, then raise
+                feedback.gather(None, None, self.num_replicas, error=err)
             raise
         if gather:
-            idx, loss = self._gather(idx, loss)
+            idx, loss = feedback.gather(idx, loss, self.num_replicas)
         self._apply(idx, loss)
 
     def _check_group(self) -> bool:
         """True when ``torch.distributed`` is initialised and agrees with this sampler's
-        layout; ``ValueError`` when it is initialised and does not (so replicas cannot
-        silently diverge); False without a process group. A sampler with
-        ``num_replicas=1`` is local: it does not look at the group."""
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return False
-        if self.num_replicas == 1:
-            return False
-        world, rank = dist.get_world_size(), dist.get_rank()
-        if world != self.num_replicas:
-            raise ValueError(
-                f"num_replicas={self.num_replicas} but the torch.distributed group has "
-                f"{world} process(es): update() all-gathers over the whole group, so "
-                f"every process must run one replica (pass num_replicas={world}, or leave "
-                "it None)")
-        if rank != self.rank:
-            raise ValueError(
-                f"rank={self.rank} but this process is rank {rank} of the "
-                "torch.distributed group: the replicas would draw overlapping slices "
-                f"(pass rank={rank}, or leave it None)")
-        return True
+        layout (checked at construction, and again at each update in case the group is
+        initialised later); see :func:`longtail.samplers.replay.feedback.check_group`."""
+        return feedback.check_group(self.num_replicas, self.rank)
 
     def _apply(self, idx: np.ndarray, loss: np.ndarray) -> None:
         idx = np.asarray(idx)
@@ -799,23 +598,16 @@ class HardExampleSampler(Sampler[IndexBatch]):
             idx = idx.copy()
         if not loss.flags.writeable:
             loss = loss.copy()
-        err = self._err
-        err[:] = 0
-        has_base = self.baseline is not None
-        hl = self.staleness_half_life if self.staleness_half_life is not None else 0.0
-        _k.replay_update(self._tree, self._size, self.n, idx, loss, _KINDS[self.priority],
-                         self.alpha, self.eps, self.selection_pressure,
-                         self.baseline if has_base else self._no_baseline, has_base,
-                         self._hist, self._ref, self._hstate, self._max_value, self._ex,
-                         self.in_flight_factor, self._step, self._stats, self._sweep, hl,
-                         self._ring_step, self._ring_live, err)
-        if err[0]:
-            code, pos = int(err[0]), int(err[1])
-            if code == 1:
-                raise ValueError(f"indices[{pos}] = {int(idx[pos])} is outside [0, {self.n})")
-            if code == 2:
-                raise ValueError(f"losses must be finite (as float32); losses[{pos}] = "
-                                 f"{loss[pos]!r} (example {int(idx[pos])})")
+        baseline = self.baseline if self.baseline is not None else _NO_BASELINE
+        code, pos = _k.replay_update(self._tree._tree, self._ex, self._slots, idx, loss,
+                                     baseline, self._hist, self._ref, self._params,
+                                     self._counters)
+        if code == 1:
+            raise ValueError(f"indices[{pos}] = {int(idx[pos])} is outside [0, {self.n})")
+        if code == 2:
+            raise ValueError(f"losses must be finite (as float32); losses[{pos}] = "
+                             f"{loss[pos]!r} (example {int(idx[pos])})")
+        if code == 3:
             raise ValueError(
                 f"the priority of losses[{pos}] = {loss[pos]!r} overflows (alpha="
                 f"{self.alpha}): priorities must stay <= {self._max_value:.3g}"
@@ -824,40 +616,24 @@ class HardExampleSampler(Sampler[IndexBatch]):
     # ------------------------------------------------------------------------------
     # resume
     # ------------------------------------------------------------------------------
-    def _position(self) -> int:
+    def _signature(self) -> dict[str, Any]:
+        return {"version": VERSION, "n": self.n, "priority": self.priority,
+                "history": self.history}
+
+    def _consumed(self) -> int:
         return self._yielded if self._resume_at == 0 else self._resume_at
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: priorities, marks, step, epoch, position.
 
-        Plain Python values and numpy arrays (``torch.save`` / ``StatefulDataLoader``).
-        The randomness is a pure function of ``(seed, step)``, so ``step`` is the RNG
-        state.
+        Plain Python values and numpy arrays (``torch.save`` / ``StatefulDataLoader``):
+        the header of every longtail sampler (``sampler``, ``seed``, ``epoch``,
+        ``num_replicas``, ``rank``, ``yielded``), the signature (``version``, ``n``,
+        ``priority``, ``history``), ``global_batch``, and one key per field of the
+        kernels' records (:mod:`longtail.samplers.replay.state`). The randomness is a
+        pure function of ``(seed, step)``, so ``step`` is the RNG state.
         """
-        return {
-            "sampler": type(self).__name__,
-            "n": self.n,
-            "priority": self.priority,
-            "seed": self.seed,
-            "num_replicas": self.num_replicas,
-            "rank": self.rank,
-            "global_batch": self.global_batch,
-            "epoch": self.epoch,
-            "yielded": int(self._position()),
-            "step": int(self._step),
-            "prio": self._ex[:, _k.PRIO].copy(),
-            "raw": self._ex[:, _k.RAW].copy(),
-            "last": self._ex[:, _k.LAST].astype(np.int64),
-            "flight": self._ex[:, _k.FLIGHT].astype(np.int64),
-            "ring": self._ring.copy(),
-            "ring_step": self._ring_step.copy(),
-            "ring_live": self._ring_live.copy(),
-            "stats": self._stats.tolist(),
-            "sweep_pos": int(self._sweep[0]),
-            "hist": self._hist.copy(),
-            "ref": self._ref.copy(),
-            "hstate": self._hstate.tolist(),
-        }
+        return encode(self, super().state_dict())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; the next batches are the ones the saved sampler
@@ -866,7 +642,7 @@ class HardExampleSampler(Sampler[IndexBatch]):
         A state is untrusted input (a file): every field is checked -- type, dtype,
         shape, range, finiteness, and the consistency of the arrays with each other
         (steps against ``step``, in-flight marks against the ring, loss history
-        against its cursor, running statistics against the reports) -- before anything
+        against its cursors, running statistics against the reports) -- before anything
         is applied, so the Numba kernels only ever see arrays whose invariants hold, and
         on error the sampler is unchanged.
 
@@ -875,186 +651,40 @@ class HardExampleSampler(Sampler[IndexBatch]):
         TypeError
             A field of the wrong type (``yielded=1.7``, a string array...).
         ValueError
-            A missing key (named), a value out of range or inconsistent, NaN or
-            infinity, or a state that is not a ``HardExampleSampler`` state or was saved
-            for another ``n``, ``priority``, ``seed`` or ``history``. A state saved with
-            another global batch size keeps the priorities but lifts every in-flight
-            mark (and restarts the epoch if its position is past this epoch's end).
+            A missing or unknown key (named), a value out of range or inconsistent, NaN
+            or infinity, or a state that is not a ``HardExampleSampler`` state, has
+            another layout ``version``, or was saved for another ``n``, ``priority``,
+            ``seed`` or ``history``. A state saved with another global batch size keeps
+            the priorities but lifts every in-flight mark (and restarts the epoch if its
+            position is past this epoch's end).
         """
-        owner = type(self).__name__
-        if not isinstance(state, Mapping):
-            raise TypeError(f"a {owner} state_dict must be a dict, got {type(state).__name__}")
-        if not same_value(owner, state_value(state, "sampler", owner)):
-            raise ValueError(f"state_dict is not a {owner} state "
-                             f"(sampler={state.get('sampler')!r})")
-        for key in ("n", "priority", "seed"):
-            got = state_value(state, key, owner)
-            if not same_value(getattr(self, key), got):
-                raise ValueError(
-                    f"state_dict was saved with {key}={got!r}, this sampler has "
-                    f"{key}={getattr(self, key)!r}"
-                )
-        n, h = self.n, self.history
-        saved_replicas = check_int("state_dict['num_replicas']",
-                                   state_value(state, "num_replicas", owner), 1)
-        check_int("state_dict['rank']", state_value(state, "rank", owner), 0,
-                  saved_replicas - 1)
-        global_batch = check_int("state_dict['global_batch']",
-                                 state_value(state, "global_batch", owner), 1)
-        epoch = check_int("state_dict['epoch']", state_value(state, "epoch", owner), 0,
-                          2**63 - 1)
-        yielded = check_int("state_dict['yielded']", state_value(state, "yielded", owner), 0)
-        step = check_int("state_dict['step']", state_value(state, "step", owner), 0,
-                         _MAX_STEP - 1)
-        same_batch = global_batch == self.global_batch
-        if same_batch and yielded > len(self):
-            raise ValueError(f"state_dict['yielded']={yielded} is outside [0, {len(self)}] "
-                             "(batches per epoch)")
-        sweep_pos = check_int("state_dict['sweep_pos']", state_value(state, "sweep_pos", owner),
-                              0, n - 1)
-
-        # per-example arrays
-        prio = _state_array(state, "prio", (n,), "f")
-        raw = _state_array(state, "raw", (n,), "f")
-        _check_range("prio", prio, 0.0, self._max_value)
-        _check_range("raw", raw, 0.0, self._max_value)
-        last = _state_array(state, "last", (n,), "i")
-        _check_range("last", last, 0, step, allow=-1)
-        flight = _state_array(state, "flight", (n,), "i")
-        _check_range("flight", flight, 0, step - 1, allow=-1)
-
-        # running statistics: [max reported priority, mean, reports, updates]
-        stats = _state_array(state, "stats", (4,), "f")
-        _check_range("stats", stats[:2], 0.0, self._max_value)
-        _check_range("stats", stats[2:], 0.0, float(_MAX_STEP))
-        if np.any(stats[2:] != np.floor(stats[2:])):
-            raise ValueError(f"state_dict['stats'] counts must be whole numbers, got "
-                             f"{stats[2:].tolist()}")
-        reported = last >= 0
-        n_reported = int(np.count_nonzero(reported))
-        if (stats[3] == 0) != (n_reported == 0):
-            raise ValueError(f"state_dict is inconsistent: {int(stats[3])} updates applied "
-                             f"(stats[3]) but {n_reported} examples reported ('last')")
-        if stats[2] < n_reported:
-            raise ValueError(f"state_dict is inconsistent: {int(stats[2])} reports "
-                             f"(stats[2]) but {n_reported} examples reported ('last')")
-        if n_reported and float(raw[reported].max()) > stats[0]:
-            pos = int(np.flatnonzero(reported & (raw > stats[0]))[0])
-            raise ValueError(f"state_dict is inconsistent: raw[{pos}] = {raw[pos]!r} is "
-                             f"above the largest reported priority stats[0] = {stats[0]!r}")
-
-        # loss history: [write position, count, new since refresh, refresh every,
-        # snapshot length]
-        hist = _state_array(state, "hist", None, "f")
-        if hist.shape != (h,):
+        if isinstance(state, Mapping) and "version" not in state and "hstate" in state:
             raise ValueError(
-                f"state_dict was saved with history={hist.shape[0]}, this sampler has "
-                f"history={h}"
-            )
-        ref = _state_array(state, "ref", (h,), "f")
-        hstate = _state_array(state, "hstate", (5,), "i")
-        pos_w, count, new, every, length = (int(x) for x in hstate)
-        expected_every = max(1, h // 4)
-        if not (0 <= count <= h and 0 <= pos_w < h and every == expected_every
-                and 0 <= new < every and 0 <= length <= count
-                and (count == h or pos_w == count)):
-            raise ValueError(
-                f"state_dict['hstate'] = {hstate.tolist()} is inconsistent with history={h} "
-                f"(expected [write position < {h}, count <= {h}, new since refresh < "
-                f"{expected_every}, {expected_every}, snapshot length <= count])")
-        if length > 1 and np.any(np.diff(ref[:length]) < 0):
-            pos = int(np.flatnonzero(np.diff(ref[:length]) < 0)[0]) + 1
-            raise ValueError(f"state_dict['ref'] must be sorted over its first {length} "
-                             f"entries; ref[{pos}] = {ref[pos]!r} < ref[{pos - 1}]")
+                "state_dict has no 'version': it is a version-1 HardExampleSampler state "
+                f"('stats' / 'hstate' layout), this one reads version {VERSION}")
+        epoch, yielded = self._load_header(state)
+        d = decode(self, state, epoch, yielded)
+        # everything checked: apply (the tree first: its own checks cannot fail now)
+        prio = d.ex["prio"]
+        self._tree.set_all(np.where(d.ex["flight"] >= 0, prio * self.in_flight_factor, prio))
+        self._ex, self._slots, self._ring = d.ex, d.slots, d.ring
+        self._hist, self._ref, self._counters = d.hist, d.ref, d.counters
+        self.epoch = d.epoch
+        self._resume_at = self._yielded = d.yielded
 
-        # in-flight marks and their ring: [slots, hard draws per step]
-        ring = _state_array(state, "ring", None, "i", ndim=2)
-        ring_step = _state_array(state, "ring_step", None, "i")
-        ring_live = _state_array(state, "ring_live", None, "i")
-        if ring_step.shape != (ring.shape[0],) or ring_live.shape != (ring.shape[0],):
-            raise ValueError(
-                f"state_dict ring arrays disagree: ring {ring.shape}, ring_step "
-                f"{ring_step.shape}, ring_live {ring_live.shape}")
-        _check_range("ring_live", ring_live, 0, n)
-        keep_marks = same_batch and ring.shape == self._ring.shape
-        if keep_marks:
-            # the live-mark counts are derived data: recomputed, not trusted (states
-            # saved before a counting fix may hold too many)
-            ring_live = self._check_marks(ring, ring_step, flight, step)
-        if not same_batch and not 0 <= yielded <= len(self):
-            yielded = 0
-
-        # everything checked: apply
-        ex = np.empty((n, 4), dtype=np.float64)
-        ex[:, _k.PRIO] = prio
-        ex[:, _k.RAW] = raw
-        ex[:, _k.LAST] = last
-        ex[:, _k.FLIGHT] = flight
-        if keep_marks:
-            new_ring = (ring, ring_step, ring_live)
-        else:
-            ex[:, _k.FLIGHT] = -1.0
-            new_ring = (np.zeros_like(self._ring), np.full_like(self._ring_step, -1),
-                        np.zeros_like(self._ring_live))
-        factor = self.in_flight_factor
-        leaves = np.where(ex[:, _k.FLIGHT] >= 0, ex[:, _k.PRIO] * factor, ex[:, _k.PRIO])
-        tree = np.zeros_like(self._tree)
-        tree[self._size:self._size + n] = leaves
-        _k.tree_build(tree, self._size)
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickling gives fresh writable arrays: the owned inputs are frozen again (and
+        # the kernels keep one specialisation), the rows realigned to cache lines
+        self.__dict__.update(state)
+        for name in ("baseline", "_base"):
+            if getattr(self, name) is not None:
+                setattr(self, name, freeze(getattr(self, name)))
+        ex = new_examples(self.n)
+        ex[...] = self._ex
         self._ex = ex
-        self._tree = tree
-        self._ring, self._ring_step, self._ring_live = new_ring
-        self._hist, self._ref, self._hstate = hist, ref, hstate
-        self._stats = stats
-        self._sweep = np.array([sweep_pos, self._sweep_chunk], dtype=np.int64)
-        self._step = step
-        self.epoch = epoch
-        self._resume_at = yielded
-        self._yielded = yielded
-
-    def _check_marks(self, ring: np.ndarray, ring_step: np.ndarray, flight: np.ndarray,
-                     step: int) -> np.ndarray:
-        """Check the invariants the draw kernel relies on (it reads ``ring`` rows as
-        example ids; a mark ``f`` lives in slot ``f % slots`` while that slot holds step
-        ``f``, among the last ``slots - 1`` steps, and its example is listed in the
-        slot's row) and return the live-mark count of every slot."""
-        n = self.n
-        slots = ring.shape[0]
-        _check_range("ring", ring, 0, n - 1)
-        live = ring_step >= 0
-        t = np.arange(slots)
-        bad = live & ((ring_step < step - slots + 1) | (ring_step > step - 1)
-                      | (ring_step % slots != t))
-        bad |= ring_step < -1
-        if bad.any():
-            p = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"state_dict['ring_step'][{p}] = {int(ring_step[p])} is not "
-                             f"one of the last {slots - 1} steps held by slot {p} "
-                             f"(step={step})")
-        marked = flight >= 0
-        counts = np.zeros(slots, dtype=np.int64)
-        if marked.any():
-            f = flight[marked]
-            slot = f % slots
-            wrong = ring_step[slot] != f
-            if wrong.any():
-                p = int(np.flatnonzero(marked)[int(np.flatnonzero(wrong)[0])])
-                raise ValueError(f"state_dict['flight'][{p}] = {int(flight[p])} has no "
-                                 f"live ring slot (ring_step[{int(flight[p]) % slots}] = "
-                                 f"{int(ring_step[int(flight[p]) % slots])})")
-            counts = np.bincount(slot, minlength=slots).astype(np.int64)
-        listed = np.zeros(n, dtype=bool)
-        for p in np.flatnonzero(counts > 0):
-            ids = ring[p, :self._kh]
-            listed[ids[flight[ids] == ring_step[p]]] = True
-        if np.any(listed != marked):
-            p = int(np.flatnonzero(listed != marked)[0])
-            raise ValueError(f"state_dict['flight'][{p}] = {int(flight[p])}: example {p} is "
-                             "not in the ring row of its step")
-        return counts
 
     def __repr__(self) -> str:
         f = self.fractions
         return (f"HardExampleSampler(n={self.n}, batch_size={self.batch_size}, "
                 f"priority={self.priority!r}, hard={f['hard']:.3g}, base={f['base']:.3g}, "
-                f"uniform={f['uniform']:.3g}, step={self._step})")
+                f"uniform={f['uniform']:.3g}, step={self.step})")

@@ -1,0 +1,167 @@
+"""Loss feedback for :class:`~longtail.samplers.HardExampleSampler`: reported losses and
+indices checked and brought to the host (at most one device-to-host copy), element-wise
+``[B, C]`` losses reduced on their device, and the DDP all-gather that hands every rank
+the same updates in rank order.
+
+Example
+-------
+>>> import numpy as np
+>>> idx, loss = prepare([2, 0], np.array([[0.5, 1.5], [1.0, 1.0]]), n=3,
+...                     reduction="mean", to_host=True)
+>>> idx.tolist(), loss.tolist()
+([2, 0], [1.0, 1.0])
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["prepare", "gather", "check_group"]
+
+
+def _per_example_loss(losses: Any, reduction: str, targets: Any = None) -> Any:
+    """Reduce a ``[B, C]`` element-wise loss to ``[B]`` on its device with
+    :func:`longtail.losses.per_example_loss` (numpy input goes through torch)."""
+    from longtail.losses import per_example_loss
+
+    if isinstance(losses, np.ndarray):
+        losses = torch.from_numpy(np.ascontiguousarray(losses))
+    if not losses.is_floating_point():
+        losses = losses.to(torch.float64)
+    if targets is not None and not isinstance(targets, torch.Tensor):
+        targets = torch.as_tensor(np.asarray(targets))
+    if targets is not None:
+        targets = targets.to(device=losses.device)
+    try:
+        return per_example_loss(losses, targets=targets, reduction=reduction)
+    except TypeError as err:
+        raise ValueError(str(err)) from err
+
+
+def prepare(indices: Any, losses: Any, *, n: int, reduction: str, to_host: bool,
+            targets: Any = None) -> tuple[Any, Any]:
+    """Check shapes and types, reduce ``[B, C]`` losses with ``reduction`` (on their
+    device). With ``to_host``: numpy (indices, losses) after at most one device-to-host
+    copy; else the checked inputs as they are (for :func:`gather`). ``ValueError`` on
+    bad input."""
+    if isinstance(losses, torch.Tensor):
+        losses = losses.detach()
+        if losses.dtype == torch.bool or losses.is_complex():
+            raise ValueError(f"losses must be real numbers, got dtype {losses.dtype}")
+    else:
+        losses = np.asarray(losses)
+        if losses.dtype.kind not in "fiu":
+            raise ValueError(f"losses must be real numbers, got dtype {losses.dtype}")
+    if losses.ndim == 2:
+        losses = _per_example_loss(losses, reduction, targets).detach()
+    elif targets is not None:
+        raise ValueError("targets are only used with [B, C] losses")
+    if losses.ndim != 1:
+        raise ValueError(f"losses must have shape [B] or [B, C], got {tuple(losses.shape)}")
+    if isinstance(indices, torch.Tensor):
+        if indices.dtype == torch.bool or indices.is_floating_point() or indices.is_complex():
+            raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+    else:
+        indices = np.asarray(indices)
+        if indices.dtype.kind not in "iu" and indices.size:
+            raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+    if indices.ndim != 1:
+        raise ValueError(f"indices must be 1-D, got shape {tuple(indices.shape)}")
+    if indices.shape[0] != losses.shape[0]:
+        raise ValueError(
+            f"indices and losses disagree: {indices.shape[0]} indices, "
+            f"{losses.shape[0]} losses"
+        )
+    if not to_host:
+        return indices, losses
+    if isinstance(losses, torch.Tensor):
+        if losses.dtype not in (torch.float32, torch.float64):
+            losses = losses.to(torch.float64)
+        if losses.device.type != "cpu":
+            if isinstance(indices, torch.Tensor) and indices.device == losses.device:
+                # one copy for both: float64 carries indices exactly below 2**53
+                both = torch.cat([indices.to(torch.float64),
+                                  losses.to(torch.float64)]).cpu().numpy()
+                b = indices.shape[0]
+                idx_f = both[:b]
+                if b and not (np.abs(idx_f) < 2.0 ** 53).all():
+                    pos = int(np.flatnonzero(~(np.abs(idx_f) < 2.0 ** 53))[0])
+                    raise ValueError(f"indices[{pos}] is outside [0, {n})")
+                return idx_f.astype(np.int64), both[b:]
+            losses = losses.cpu()
+        losses = losses.numpy()
+    if isinstance(indices, torch.Tensor):
+        indices = indices.cpu().numpy()
+    return indices, losses
+
+
+def gather(indices: Any, losses: Any, num_replicas: int,
+           error: Exception | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All-gather (indices int64, losses float32) from every rank, in rank order.
+
+    A first all-gather of the sizes also carries "my input was invalid" (-1), so a bad
+    call on one rank raises ``ValueError`` on every rank instead of hanging: with
+    ``error``, this rank says so and raises it.
+    """
+    import torch.distributed as dist
+
+    device = torch.device("cpu")
+    if dist.get_backend() == "nccl":
+        device = torch.device("cuda", torch.cuda.current_device())
+    count = -1 if error is not None else int(indices.shape[0])
+    size = torch.tensor([count], dtype=torch.int64, device=device)
+    sizes = [torch.empty_like(size) for _ in range(num_replicas)]
+    dist.all_gather(sizes, size)
+    counts = torch.cat(sizes).cpu().tolist()
+    if error is not None:
+        raise error
+    bad = [r for r, c in enumerate(counts) if c < 0]
+    if bad:
+        raise ValueError(f"update() got invalid input on rank(s) {bad}: nothing applied")
+    width = max(counts)
+    if width == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    idx_t = torch.as_tensor(indices).to(device=device, dtype=torch.int64)
+    loss_t = torch.as_tensor(losses).to(device=device, dtype=torch.float32)
+    pad = width - idx_t.shape[0]
+    if pad:
+        idx_t = torch.cat([idx_t, idx_t.new_zeros(pad)])
+        loss_t = torch.cat([loss_t, loss_t.new_zeros(pad)])
+    all_idx = [torch.empty_like(idx_t) for _ in range(num_replicas)]
+    all_loss = [torch.empty_like(loss_t) for _ in range(num_replicas)]
+    dist.all_gather(all_idx, idx_t)
+    dist.all_gather(all_loss, loss_t)
+    # one device-to-host copy; float64 carries the indices exactly (n < 2**53)
+    packed = torch.cat([torch.stack(all_idx).to(torch.float64),
+                        torch.stack(all_loss).to(torch.float64)]).cpu().numpy()
+    idx_rows, loss_rows = packed[:num_replicas], packed[num_replicas:]
+    keep = np.concatenate([np.arange(c) + r * width for r, c in enumerate(counts)])
+    return idx_rows.reshape(-1)[keep].astype(np.int64), loss_rows.reshape(-1)[keep]
+
+
+def check_group(num_replicas: int, rank: int) -> bool:
+    """True when ``torch.distributed`` is initialised and agrees with the layout
+    ``(num_replicas, rank)``; ``ValueError`` when it is initialised and does not (so
+    replicas cannot silently diverge); False without a process group. One replica is
+    local: it does not look at the group."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    if num_replicas == 1:
+        return False
+    world, group_rank = dist.get_world_size(), dist.get_rank()
+    if world != num_replicas:
+        raise ValueError(
+            f"num_replicas={num_replicas} but the torch.distributed group has "
+            f"{world} process(es): update() all-gathers over the whole group, so "
+            f"every process must run one replica (pass num_replicas={world}, or leave "
+            "it None)")
+    if group_rank != rank:
+        raise ValueError(
+            f"rank={rank} but this process is rank {group_rank} of the "
+            "torch.distributed group: the replicas would draw overlapping slices "
+            f"(pass rank={group_rank}, or leave it None)")
+    return True
