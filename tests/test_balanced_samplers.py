@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from longtail import LabelMatrix
-from longtail.datasets import ArrowDataset, write_dataset
+from longtail.datasets import ArrowDataset, IndexBatch, write_dataset
+from longtail.datasets.index_batch import collate_with_extras, with_extras
 from longtail.samplers.balanced import _kernels as BK
 from longtail.samplers.balanced.samplers import (
     ClassAwareSampler,
-    LabelledIndex,
     RepeatFactorSampler,
     WeightedSampler,
     sampled_labels,
@@ -42,16 +42,34 @@ def _make(kind, **kw):
         return RepeatFactorSampler(Y, threshold=0.2, **kw)
     if kind == "class_aware":
         return ClassAwareSampler(Y, **kw)
-    if kind == "class_aware_labels":
-        return ClassAwareSampler(Y, num_samples=310, return_labels=True, **kw)
+    if kind == "class_aware_labels":      # a batch sampler: IndexBatch with the labels
+        return ClassAwareSampler(Y, num_samples=310, return_labels=True, batch_size=B, **kw)
     raise AssertionError(kind)
 
 
 KINDS = ["weighted", "weighted_norep", "repeat", "class_aware", "class_aware_labels"]
+B = 16
 
 
 def _ints(items):
-    return [int(i) for i in items]
+    """The flat sequence of indices (batches of a batch sampler concatenated)."""
+    out = []
+    for i in items:
+        if isinstance(i, list):
+            assert all(type(j) is int for j in i)
+            out += i
+        else:
+            out.append(int(i))
+    return out
+
+
+def _drawn(items):
+    """Flat ``(indices, sampled labels)`` of the batches of a ``return_labels`` sampler."""
+    items = list(items)
+    assert all(isinstance(b, IndexBatch) for b in items)
+    labs = [b.extras["sampled_label"] for b in items]
+    assert all(lab.dtype == np.int64 and lab.shape == (len(b),) for lab, b in zip(labs, items))
+    return _ints(items), (np.concatenate(labs).tolist() if labs else [])
 
 
 # ---------------------------------------------------------------------------- kernels
@@ -128,14 +146,13 @@ def test_repeat_factor_stochastic_rounding():
 def test_class_aware_cycles_labels_and_examples():
     present = np.flatnonzero(Y.label_counts() > 0)
     k = 10
-    s = ClassAwareSampler(Y, num_samples=k * present.size, return_labels=True, seed=2)
-    items = list(s)
-    assert all(isinstance(i, LabelledIndex) for i in items)
-    labs = np.array([i.label for i in items])
-    idx = np.array(_ints(items))
+    s = ClassAwareSampler(Y, num_samples=k * present.size, return_labels=True,
+                          batch_size=7, seed=2)
+    idx, labs = map(np.array, _drawn(s))
+    assert idx.size == k * present.size
     # every label with examples is visited exactly k times; the example has the label
     np.testing.assert_array_equal(np.bincount(labs, minlength=32)[present], k)
-    assert all(i.label in ROWS[int(i)] for i in items)
+    assert all(c in ROWS[i] for i, c in zip(idx.tolist(), labs.tolist()))
     # within a label, examples come from a cycle: counts differ by at most one
     t = Y.transpose()
     for c in present:
@@ -148,9 +165,10 @@ def test_class_aware_with_class_weights_and_expected_weights():
     cw[:30] = _RNG.random(30) + 0.2
     cw[3] = 0.0                                   # never visit label 3
     m = 60_000
-    s = ClassAwareSampler(Y, num_samples=m, class_weights=cw, return_labels=True, seed=4)
-    items = list(s)
-    labs = np.bincount([i.label for i in items], minlength=32)
+    s = ClassAwareSampler(Y, num_samples=m, class_weights=cw, return_labels=True,
+                          batch_size=1000, seed=4)
+    items, drawn = _drawn(s)
+    labs = np.bincount(drawn, minlength=32)
     p = s.label_probabilities()
     assert labs[3] == 0 and p[3] == 0 and p.sum() == pytest.approx(1.0)
     nz = p > 0
@@ -167,39 +185,15 @@ def test_class_aware_with_class_weights_and_expected_weights():
 
 
 # ---------------------------------------------------------------------------- determinism
-@pytest.mark.parametrize("kind", KINDS)
-def test_same_seed_and_epoch_same_order(kind):
-    a, b = _make(kind, seed=5), _make(kind, seed=5)
-    a.set_epoch(2)
-    b.set_epoch(2)
-    first = list(a)
-    assert first == list(b) and first == list(a)           # iterating again: the same
-    b.set_epoch(3)
-    assert list(b) != first
-    assert list(_make(kind, seed=6)) != list(_make(kind, seed=5))
-    if kind == "class_aware_labels":
-        assert [i.label for i in first] == [i.label for i in list(a)]
 
 
-@pytest.mark.parametrize("kind,R,drop_last", [(k, R, d) for k in KINDS for R in (2, 3)
-                                              for d in (False, True)])
-def test_simulated_ranks_get_disjoint_equal_shards_of_the_epoch(kind, R, drop_last):
-    whole = _make(kind, seed=9)
-    whole.set_epoch(4)
-    order = _ints(whole)
-    shards = []
-    for r in range(R):
-        s = _make(kind, seed=9, num_replicas=R, rank=r, drop_last=drop_last)
-        s.set_epoch(4)
-        shards.append(_ints(s))
-        assert len(s) == len(shards[-1])
-    per = len(order) // R if drop_last else -(-len(order) // R)
-    assert all(len(x) == per for x in shards)
-    # rank r holds positions r, r + R, ... of the (padded / trimmed) epoch: disjoint,
-    # together the whole epoch
-    padded = (order * 2)[: per * R]
-    for r in range(R):
-        assert shards[r] == padded[r::R]
+def _rank_items(items, R, r, drop_last):
+    """Rank r's part of an epoch's items (ints, or the batches of a batch sampler): the
+    epoch padded by wrapping around (trimmed with drop_last) to a multiple of R, then
+    positions r, r + R, ..."""
+    items = list(items)
+    per = len(items) // R if drop_last else -(-len(items) // R)
+    return (items * 2)[: per * R][r::R]
 
 
 def _dist_worker(rank, world, init_file, out_dir):
@@ -226,12 +220,13 @@ def test_two_process_gloo_run(tmp_path):
     for kind in KINDS:
         whole = _make(kind, seed=11, num_replicas=1, rank=0)
         whole.set_epoch(1)
-        order = _ints(whole)
+        order = list(whole)
         a = np.load(tmp_path / f"{kind}_0.npy").tolist()
         b = np.load(tmp_path / f"{kind}_1.npy").tolist()
-        assert len(a) == len(b) == -(-len(order) // 2)
-        padded = (order * 2)[: 2 * len(a)]
-        assert a == padded[0::2] and b == padded[1::2]
+        assert a == _ints(_rank_items(order, 2, 0, False))
+        assert b == _ints(_rank_items(order, 2, 1, False))
+        if kind != "class_aware_labels":
+            assert len(a) == len(b) == -(-len(order) // 2)
 
 
 class _Echo(Dataset):
@@ -239,49 +234,91 @@ class _Echo(Dataset):
         return N
 
     def __getitem__(self, i):
-        return torch.tensor([int(i), getattr(i, "label", -1)])
+        assert type(i) is int
+        return torch.tensor(i)
+
+
+def _loader(s, workers, batch_size, cls=DataLoader):
+    """A loader over ``s``; a batch sampler's extras ride along with its batches."""
+    if getattr(s, "batch_size", None):
+        return cls(with_extras(_Echo()), batch_sampler=s, collate_fn=collate_with_extras,
+                   num_workers=workers)
+    return cls(_Echo(), sampler=s, batch_size=batch_size, num_workers=workers)
+
+
+def _plain(batch):
+    if isinstance(batch, tuple):                   # (indices, extras)
+        return batch[0].tolist(), {k: v.tolist() for k, v in batch[1].items()}
+    return batch.tolist()
 
 
 def _batches(loader):
-    return [b.tolist() for b in loader]
-
-
-@pytest.mark.parametrize("kind", ["weighted", "repeat", "class_aware_labels"])
-def test_order_does_not_depend_on_workers(kind):
-    out = []
-    for workers in (0, 2):
-        s = _make(kind, seed=13)
-        s.set_epoch(1)
-        out.append(_batches(DataLoader(_Echo(), sampler=s, batch_size=32,
-                                       num_workers=workers)))
-    assert out[0] == out[1]
-    if kind == "class_aware_labels":   # labels survive the trip to worker processes
-        assert all(lab >= 0 for b in out[1] for _, lab in b)
+    return [_plain(b) for b in loader]
 
 
 # ---------------------------------------------------------------------------- resume
-@pytest.mark.parametrize("kind", ["weighted", "weighted_norep", "repeat",
-                                  "class_aware_labels"])
-@pytest.mark.parametrize("workers", [0, 2])
-def test_stateful_dataloader_resumes_the_epoch(kind, workers):
-    from torchdata.stateful_dataloader import StatefulDataLoader
 
-    s1 = _make(kind, seed=21)
-    s1.set_epoch(3)
-    l1 = StatefulDataLoader(_Echo(), sampler=s1, batch_size=16, num_workers=workers)
-    it = iter(l1)
-    for _ in range(5):
-        next(it)
-    state = l1.state_dict()
-    rest = [b.tolist() for b in it]
-    assert rest                                    # something left to resume
-    s2 = _make(kind, seed=21)                      # a fresh process: epoch 0
-    l2 = StatefulDataLoader(_Echo(), sampler=s2, batch_size=16, num_workers=workers)
-    l2.load_state_dict(state)
-    assert [b.tolist() for b in l2] == rest
-    assert s2.epoch == 3
-    s2.set_epoch(4)                                # the next epoch is whole again
-    assert sum(len(b) for b in _batches(l2)) == len(s2)
+
+def test_batch_mode_state_counts_batches_and_resumes_with_labels():
+    def make(**kw):
+        return ClassAwareSampler(Y, num_samples=100, return_labels=True, batch_size=8,
+                                 seed=4, **kw)
+
+    whole = make()
+    whole.set_epoch(2)
+    every = list(whole)
+    assert len(whole) == len(every) == 13 and [len(b) for b in every] == [8] * 12 + [4]
+    flat = ClassAwareSampler(Y, num_samples=100, seed=4)
+    flat.set_epoch(2)                 # the same draws as the sampler of ints, cut in batches
+    assert every == list(BatchSampler(list(flat), 8, False))
+    s = make(num_replicas=2, rank=0)
+    s.set_epoch(2)
+    assert len(s) == 7
+    it = iter(s)
+    head = [next(it) for _ in range(3)]
+    state = s.state_dict()
+    assert state["yielded"] == 3 and state["batch_size"] == 8 and state["epoch"] == 2
+    assert all(isinstance(v, (int, str, bool, type(None))) for v in state.values())
+    rest = list(it)
+    assert [len(b) for b in rest] == [8, 8, 8, 4]
+    assert head + rest == every[0::2] and _drawn(head + rest) == _drawn(every[0::2])
+    other = make(num_replicas=2, rank=1)
+    other.set_epoch(2)                # padded by wrapping around: batch 0 again
+    assert list(other) == every[1::2] + every[:1]
+    t = make(num_replicas=2, rank=1)  # the saved rank may differ
+    t.load_state_dict(state)
+    assert t.state_dict()["yielded"] == 3
+    u = make(num_replicas=2, rank=0)
+    u.load_state_dict(state)
+    again = list(u)
+    assert again == rest and _drawn(again) == _drawn(rest)
+    assert u.state_dict()["yielded"] == 7
+    with pytest.raises(ValueError, match="yielded=8 is outside"):
+        u.load_state_dict(dict(state, yielded=8))
+    with pytest.raises(ValueError, match="batch_size=8"):   # items are not batches
+        flat.load_state_dict(ClassAwareSampler(Y, num_samples=100, batch_size=8,
+                                               seed=4).state_dict())
+    # without labels: IndexBatch lists with empty extras; drop_last drops the short batch
+    plain = ClassAwareSampler(Y, num_samples=100, batch_size=8, seed=4, drop_last=True)
+    plain.set_epoch(2)
+    batches = list(plain)
+    assert len(batches) == len(plain) == 12 and all(len(b) == 8 for b in batches)
+    assert all(isinstance(b, IndexBatch) and b.extras == {} for b in batches)
+    assert _ints(batches) == list(flat)[:96]
+
+
+def test_batch_mode_state_counts_across_chunks():
+    s = ClassAwareSampler(Y, num_samples=70_000, return_labels=True, batch_size=1, seed=1)
+    it = iter(s)
+    head = [next(it) for _ in range(65_541)]
+    state = s.state_dict()
+    assert state["yielded"] == 65_541
+    rest = list(it)
+    t = ClassAwareSampler(Y, num_samples=70_000, return_labels=True, batch_size=1, seed=1)
+    t.load_state_dict(state)
+    again = list(t)
+    assert again == rest and _drawn(again) == _drawn(rest)
+    assert len(head) + len(rest) == 70_000 == len(s)
 
 
 def test_state_dict_counts_across_chunks():
@@ -297,44 +334,65 @@ def test_state_dict_counts_across_chunks():
     assert all(isinstance(v, (int, str, bool, type(None))) for v in state.values())
 
 
-def test_load_state_dict_rejects_other_samplers():
-    s = WeightedSampler(WEIGHTS, seed=1)
-    state = s.state_dict()
-    with pytest.raises(ValueError, match="n=300"):
-        WeightedSampler(WEIGHTS[:-1], seed=1).load_state_dict(state)
-    with pytest.raises(ValueError, match="seed=1"):
-        WeightedSampler(WEIGHTS, seed=2).load_state_dict(state)
-    with pytest.raises(ValueError, match="weights_crc"):
-        WeightedSampler(WEIGHTS + 1, seed=1).load_state_dict(state)
-    with pytest.raises(ValueError, match="sampler='WeightedSampler'"):
-        RepeatFactorSampler(Y, 0.2, seed=1).load_state_dict(state)
-    with pytest.raises(ValueError, match="num_samples"):
-        ClassAwareSampler(Y, seed=1).load_state_dict(
-            ClassAwareSampler(Y, num_samples=10, seed=1).state_dict())
-    bad = dict(state, yielded=10**6)
-    with pytest.raises(ValueError, match="yielded=1000000 is outside"):
-        WeightedSampler(WEIGHTS, seed=1).load_state_dict(bad)
-
-
 # ---------------------------------------------------------------------------- ArrowDataset
 def test_class_aware_labels_reach_arrow_dataset_batches(tmp_path):
     path = tmp_path / "d.arrow"
     write_dataset(path, _RNG.random((N, 3)).astype(np.float32), ROWS, n_labels=32)
     ds = ArrowDataset(path)
+    flat = ClassAwareSampler(ds.labels, seed=3)       # the same draws, one int at a time
+    flat.set_epoch(1)
     for workers in (0, 2):
-        s = ClassAwareSampler(ds.labels, return_labels=True, seed=3)
-        loader = DataLoader(with_sampled_labels(ds), sampler=s, batch_size=40,
-                            collate_fn=ArrowDataset.collate, num_workers=workers)
-        seen = []
+        s = ClassAwareSampler(ds.labels, return_labels=True, batch_size=40, seed=3)
+        s.set_epoch(1)
+        drawn = _drawn(s)
+        loader = DataLoader(ds, batch_sampler=s, collate_fn=ArrowDataset.collate,
+                            num_workers=workers)
+        seen, labels = [], []
         for x, y, idx, extras in loader:
+            assert list(extras) == ["sampled_label"]
             c = extras["sampled_label"]
-            assert y[torch.arange(len(c)), c].eq(1).all()
+            assert c.dtype == torch.int64 and c.shape == idx.shape
+            assert y[torch.arange(len(c)), c].eq(1).all()   # drawn for a label it has
             seen += idx.tolist()
-        assert seen == _ints(s)
-    # a plain ArrowDataset takes LabelledIndex items as indices (labels ignored)
-    batch = ArrowDataset.collate(ds.__getitems__([LabelledIndex(4, 1), LabelledIndex(2, 0)]))
-    assert batch[2].tolist() == [4, 2]
-    assert sampled_labels([LabelledIndex(4, 1), 3]).tolist() == [1, -1]
+            labels += c.tolist()
+        assert (seen, labels) == drawn
+        assert seen == list(flat)
+
+
+def test_deprecated_shims_warn_and_point_to_index_batch_extras(tmp_path):
+    path = tmp_path / "d.arrow"
+    write_dataset(path, _RNG.random((N, 3)).astype(np.float32), ROWS, n_labels=32)
+    ds = ArrowDataset(path)
+    with pytest.warns(DeprecationWarning, match=r"returns the dataset unchanged.*batch_size"):
+        assert with_sampled_labels(ds) is ds
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="another key"):
+        with_sampled_labels(ds, key="label")
+    batch = IndexBatch([4, 2], {"sampled_label": np.array([1, 0])})
+    with pytest.warns(DeprecationWarning, match=r"extras\['sampled_label'\]"):
+        assert sampled_labels(batch).tolist() == [1, 0]
+    with pytest.warns(DeprecationWarning):
+        assert sampled_labels([4, 3]).tolist() == [-1, -1]
+    import longtail.samplers.balanced as balanced
+    assert not hasattr(balanced, "LabelledIndex") and "LabelledIndex" not in balanced.__all__
+    import longtail
+    assert longtail.with_sampled_labels is with_sampled_labels
+    assert longtail.sampled_labels is sampled_labels
+
+
+def test_return_labels_needs_batch_size():
+    with pytest.raises(ValueError, match="return_labels=True needs batch_size: the sampled "
+                                         "labels travel with a batch"):
+        ClassAwareSampler(Y, return_labels=True)
+    with pytest.raises(TypeError, match="batch_size must be a positive integer"):
+        ClassAwareSampler(Y, batch_size=8.0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        ClassAwareSampler(Y, batch_size=0)
+    with pytest.raises(TypeError, match="return_labels must be True or False"):
+        ClassAwareSampler(Y, return_labels="yes", batch_size=4)
+    with pytest.raises(TypeError, match="samples_per_label must be a positive integer"):
+        ClassAwareSampler(Y, samples_per_label=1.5)
+    with pytest.raises(TypeError, match="sqrt must be True or False"):
+        RepeatFactorSampler(Y, 0.2, sqrt="no")
 
 
 # ---------------------------------------------------------------------------- scale
@@ -388,7 +446,7 @@ def test_bad_sampler_arguments():
         ClassAwareSampler(Y, class_weights=np.r_[np.zeros(30), np.ones(2)])
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         WeightedSampler(WEIGHTS, seed=-1)
-    with pytest.raises(ValueError, match="replacement must be True or False"):
+    with pytest.raises(TypeError, match="replacement must be True or False"):
         WeightedSampler(WEIGHTS, replacement="no")
     with pytest.raises(ValueError, match="epoch must be a non-negative integer"):
         WeightedSampler(WEIGHTS).set_epoch(-1)

@@ -224,7 +224,8 @@ def test_corrupt_ipc_files(tmp_path, data, metadata):
     except Exception as exc:  # noqa: BLE001
         _reject_ok(exc)
         return
-    x, multi_hot, index = ds.__getitems__(list(range(len(ds)))).batch
+    x, multi_hot, index, extras = ds.__getitems__(list(range(len(ds)))).batch
+    assert extras == {}
     assert np.array_equal(multi_hot.numpy(), y.multi_hot_numpy())
 
 

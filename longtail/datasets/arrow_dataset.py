@@ -2,14 +2,21 @@
 
 ``ArrowDataset`` memory-maps the file (features and labels are never loaded whole),
 returns ``(features, multi_hot_labels, index)`` per example and fetches a whole batch in
-one call through ``__getitems__`` (the DataLoader uses it automatically). Passing
-``collate_fn=ArrowDataset.collate`` skips the per-sample split and re-stack of the
-default collate. A batch sampler may yield an :class:`IndexBatch` (a list of indices
-with per-index ``extras``, e.g. importance weights drawn with the batch): the extras
-then travel with the batch as a fourth element, a dict of tensors, even when workers
-prefetch batches ahead of training. Indices that carry a ``label`` attribute (the
-``LabelledIndex`` of ``ClassAwareSampler(return_labels=True)``) add
-``extras["sampled_label"]``: the label each example was drawn for.
+one call through ``__getitems__`` (the DataLoader uses it automatically). A batch has one
+layout, whatever the sampler: ``(x, y, index, extras)``, where ``extras`` is a dict of
+tensors with one row per example -- empty unless the batch sampler yields
+:class:`~longtail.datasets.IndexBatch` lists that carry values drawn with the batch
+(``HardExampleSampler``: ``{"index", "weight", "prob"}``; ``ClassAwareSampler(...,
+return_labels=True, batch_size=B)``: ``{"sampled_label"}``, the label each example was
+drawn for). The extras travel with their batch even when workers prefetch batches ahead
+of training. Pass ``collate_fn=ArrowDataset.collate``: it takes the ready batch (no
+per-sample split and re-stack) and gives the same 4-tuple for a list of single samples.
+
+Example
+-------
+>>> # loader = DataLoader(ArrowDataset("train.arrow"), batch_sampler=sampler,
+>>> #                     collate_fn=ArrowDataset.collate, num_workers=4)
+>>> # for x, y, idx, extras in loader: ...   # extras == {} for a plain sampler
 """
 from __future__ import annotations
 
@@ -29,8 +36,10 @@ from longtail.datasets.label_matrix import LabelMatrix
 class BatchedSamples(Sequence):
     """What ``ArrowDataset.__getitems__`` returns: a batch that is also a sequence.
 
-    Indexing gives per-example tuples (views), which is what ``default_collate`` expects;
-    :meth:`ArrowDataset.collate` takes the ready batch in :attr:`batch` instead.
+    :attr:`batch` is the ready ``(x, y, index, extras)`` tuple, which
+    :meth:`ArrowDataset.collate` returns as it is. Indexing gives per-example
+    ``(x, y, index, extras)`` tuples (views, ``extras`` a dict of 0-d tensors), which is
+    what ``default_collate`` expects: it rebuilds the same four elements.
     """
 
     __slots__ = ("batch",)
@@ -44,10 +53,8 @@ class BatchedSamples(Sequence):
     def __getitem__(self, i: int) -> tuple:  # type: ignore[override]
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        out = [self.batch[0][i], self.batch[1][i], self.batch[2][i]]
-        if len(self.batch) > 3:
-            out.append({k: v[i] for k, v in self.batch[3].items()})
-        return tuple(out)
+        x, y, index, extras = self.batch
+        return x[i], y[i], index[i], {k: v[i] for k, v in extras.items()}
 
 
 class ArrowDataset(Dataset):
@@ -69,7 +76,7 @@ class ArrowDataset(Dataset):
     -------
     >>> # ds = ArrowDataset("data.arrow")
     >>> # loader = DataLoader(ds, batch_size=256, shuffle=True, collate_fn=ArrowDataset.collate)
-    >>> # for x, y, idx in loader: ...
+    >>> # for x, y, idx, extras in loader: ...        # extras == {} here
     """
 
     def __init__(self, path: str | os.PathLike, features: str | None = "features",
@@ -146,6 +153,11 @@ class ArrowDataset(Dataset):
         return x, y, i
 
     def __getitems__(self, indices: Sequence[int]) -> BatchedSamples:
+        """Fetch a whole batch: ``(x, y, index, extras)`` in a :class:`BatchedSamples`.
+
+        ``extras`` holds ``indices.extras`` (an :class:`~longtail.datasets.IndexBatch`'s
+        per-index arrays) as tensors, ``{}`` for a plain list of indices.
+        """
         try:
             idx = np.fromiter((operator.index(i) for i in indices), dtype=np.int64,
                               count=len(indices))
@@ -163,20 +175,32 @@ class ArrowDataset(Dataset):
         else:
             x = torch.empty((idx.size, 0))
         y = self._labels.multi_hot(idx, dtype=self.label_dtype)
-        batch: tuple = (x, y, torch.from_numpy(idx))
-        extras = getattr(indices, "extras", None)
-        if idx.size and hasattr(indices[0], "label"):
-            # indices from ClassAwareSampler(return_labels=True): the label each was drawn for
-            extras = dict(extras or {})
-            extras.setdefault("sampled_label", np.fromiter(
-                (i.label for i in indices), dtype=np.int64, count=len(indices)))
-        if extras:
-            batch = batch + ({k: torch.as_tensor(np.asarray(v)) for k, v in extras.items()},)
-        return BatchedSamples(batch)
+        extras: dict[str, torch.Tensor] = {}
+        for key, value in (getattr(indices, "extras", None) or {}).items():
+            t = torch.as_tensor(np.asarray(value))
+            if t.ndim == 0 or t.shape[0] != idx.size:
+                raise ValueError(f"extras[{key!r}] has shape {tuple(t.shape)}: expected one "
+                                 f"row per index of the batch ({idx.size})")
+            extras[key] = t
+        return BatchedSamples((x, y, torch.from_numpy(idx), extras))
 
     @staticmethod
-    def collate(samples: Any) -> Any:
-        """Collate function: the ready batch of ``__getitems__``, else ``default_collate``."""
+    def collate(samples: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                       dict[str, torch.Tensor]]:
+        """Collate function: always ``(x, y, index, extras)``.
+
+        The ready batch of ``__getitems__`` is returned as it is; a list of single
+        samples (``dataset[i]`` results) goes through ``default_collate`` and gets
+        ``extras`` (the samples' ``extras`` as tensors when they carry some, else ``{}``).
+
+        Example
+        -------
+        >>> # x, y, idx, extras = ArrowDataset.collate([ds[3], ds[1]])   # extras == {}
+        """
         if isinstance(samples, BatchedSamples):
             return samples.batch
-        return default_collate(samples)
+        out = tuple(default_collate(list(samples)))
+        if len(out) == 3:
+            extras = getattr(samples, "extras", None) or {}
+            out += ({k: torch.as_tensor(np.asarray(v)) for k, v in extras.items()},)
+        return out  # type: ignore[return-value]

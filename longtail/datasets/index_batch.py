@@ -1,20 +1,23 @@
-"""Batches of indices that carry per-index values drawn with them (importance weights).
+"""Batches of indices that carry per-index values drawn with them: the one side channel.
 
-A batch sampler such as :class:`~longtail.samplers.HardExampleSampler` computes values at
-draw time (importance weight, draw probability) that belong to *that* batch. With
-DataLoader workers the sampler runs ``num_workers * prefetch_factor`` batches ahead of
-the training loop, so asking the sampler for "the current weights" later would race: the
-values must travel with the batch. The batch sampler therefore yields an
-:class:`IndexBatch` -- a ``list`` of int indices (what every DataLoader fetcher accepts)
-with an ``extras`` dict of arrays aligned with the indices. It pickles with its extras,
-so it reaches worker processes intact. On the worker side:
+A batch sampler may compute values at draw time that belong to *that* batch:
+:class:`~longtail.samplers.HardExampleSampler` its importance weights and draw
+probabilities, :class:`~longtail.samplers.ClassAwareSampler` (``return_labels=True,
+batch_size=B``) the label each example was drawn for. With DataLoader workers the sampler
+runs ``num_workers * prefetch_factor`` batches ahead of the training loop, so asking the
+sampler for "the current values" later would race: the values must travel with the
+batch. Such a batch sampler therefore yields an :class:`IndexBatch` -- a ``list`` of int
+indices (what every DataLoader fetcher accepts) with an ``extras`` dict of arrays aligned
+with the indices. It pickles with its extras, so it reaches worker processes intact. This
+is the only way values travel with a batch. On the worker side:
 
-* :class:`~longtail.datasets.ArrowDataset` passes ``extras`` through its
-  ``__getitems__`` (the batch becomes ``(x, y, index, extras)``);
+* :class:`~longtail.datasets.ArrowDataset` always gives ``(x, y, index, extras)``:
+  ``extras`` is the batch's extras as a dict of tensors, ``{}`` when the sampler yields
+  plain indices, so the training loop has one layout whatever the sampler;
 * any other map-style dataset: wrap it with :func:`with_extras` and use
   :func:`collate_with_extras` as the ``collate_fn``; the collated batch then carries the
   extras as a dict of tensors (the last element of a tuple batch, key ``"extras"`` of a
-  dict batch, else ``(batch, extras)``).
+  dict batch, else ``(batch, extras)``), empty without extras.
 
 Example
 -------

@@ -12,6 +12,6 @@ from __future__ import annotations
 from longtail._core.lazy import lazy_exports
 
 __getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
-    "samplers": "WeightedSampler RepeatFactorSampler ClassAwareSampler LabelledIndex "
+    "samplers": "WeightedSampler RepeatFactorSampler ClassAwareSampler "
                 "with_sampled_labels sampled_labels",
 })

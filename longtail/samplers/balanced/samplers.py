@@ -16,9 +16,12 @@ resume mid-epoch under torchdata's ``StatefulDataLoader``.
   ``RepeatFactorTrainingSampler``): example i appears ``r_i`` times per epoch on average,
   by stochastic rounding.
 * :class:`ClassAwareSampler` -- pick a label, then an example that has it (mmdetection's
-  ``ClassAwareSampler``); with ``return_labels=True`` it yields :class:`LabelledIndex`
-  items that remember the label they were drawn for, so the training loop can weight
-  that label in the loss (label-level balancing, what dense data needs).
+  ``ClassAwareSampler``). With ``batch_size`` it is a batch sampler of
+  :class:`~longtail.datasets.IndexBatch` lists; with ``return_labels=True`` as well, every
+  batch carries ``extras["sampled_label"]``, the label each example was drawn for, so the
+  training loop can weight that label in the loss (label-level balancing, what dense data
+  needs). :class:`~longtail.datasets.ArrowDataset` hands the extras on as the fourth
+  element of its ``(x, y, index, extras)`` batches.
 
 Example
 -------
@@ -30,35 +33,20 @@ Example
 """
 from __future__ import annotations
 
-import gc
-import operator
-import zlib
-from typing import Any, Sequence
+import warnings
+from typing import Any
 
 import numpy as np
 
 from longtail.datasets.index_batch import IndexBatch
 from longtail.datasets.label_matrix import LabelMatrix
 from longtail.samplers.balanced import _kernels as BK
-from longtail._core.sampler import (
-    EpochSampler,
-    check_memory,
-    check_positive_int,
-    labels_crc,
-)
+from longtail._core.checks import check_bool, check_positive_int
+from longtail._core.sampler import EpochSampler, check_memory, crc_of, labels_crc
 from longtail.samplers.weights.weighting import check_weights, sample_weights
 
-__all__ = ["WeightedSampler", "RepeatFactorSampler", "ClassAwareSampler", "LabelledIndex",
+__all__ = ["WeightedSampler", "RepeatFactorSampler", "ClassAwareSampler",
            "with_sampled_labels", "sampled_labels"]
-
-
-def _crc(a: np.ndarray) -> int:
-    """Fingerprint of an array's bytes (part of a sampler's state signature)."""
-    return int(zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B")))
-
-
-def _labels(labels: Any) -> LabelMatrix:
-    return labels if isinstance(labels, LabelMatrix) else LabelMatrix.from_any(labels)
 
 
 # ---------------------------------------------------------------------------- weighted
@@ -103,8 +91,7 @@ class WeightedSampler(EpochSampler):
         w = check_weights(weights, "weights")   # an owned, frozen copy
         n = int(w.shape[0])
         m = n if num_samples is None else check_positive_int("num_samples", num_samples)
-        if not isinstance(replacement, (bool, np.bool_)):
-            raise ValueError(f"replacement must be True or False, got {replacement!r}")
+        replacement = check_bool("replacement", replacement)
         # an epoch holds num_samples int64 indices (and, without replacement, n keys)
         check_memory(f"num_samples={m:,}", 16.0 * m + (0 if replacement else 16.0 * n))
         if not replacement:
@@ -134,7 +121,7 @@ class WeightedSampler(EpochSampler):
 
     def _signature(self) -> dict[str, Any]:
         if self._crc is None:
-            self._crc = _crc(self.weights)
+            self._crc = crc_of(self.weights)
         return {"n": int(self.weights.shape[0]), "num_samples": self.num_samples,
                 "replacement": self.replacement, "weights_crc": self._crc}
 
@@ -199,6 +186,7 @@ class RepeatFactorSampler(EpochSampler):
     def __init__(self, labels: Any, threshold: float, *, sqrt: bool = True, seed: int = 0,
                  num_replicas: int | None = None, rank: int | None = None,
                  drop_last: bool = False) -> None:
+        sqrt = check_bool("sqrt", sqrt)
         factors = check_weights(sample_weights(labels, "repeat_factor", threshold=threshold,
                                                sqrt=sqrt), "factors")
         _check_epoch_bound(factors)
@@ -233,7 +221,7 @@ class RepeatFactorSampler(EpochSampler):
         EpochSampler.__init__(self, seed=seed, num_replicas=num_replicas, rank=rank,
                               drop_last=drop_last)
         self.factors = factors      # owned and frozen by check_weights
-        self._crc = _crc(factors)
+        self._crc = crc_of(factors)
 
     def _global_order(self, epoch: int) -> np.ndarray:
         return BK.repeat_epoch(self.factors, np.uint64(self._epoch_seed(epoch)))
@@ -253,99 +241,54 @@ class RepeatFactorSampler(EpochSampler):
 
 
 # ---------------------------------------------------------------------------- class aware
-class LabelledIndex(int):
-    """An example index (an ``int``) that remembers the label it was drawn for.
+class _Batches:
+    """A chunk of a batch epoch, made into :class:`IndexBatch` lists one batch at a time.
 
-    Any map-style dataset accepts it as an index (``dataset[i]``, ``operator.index``);
-    ``i.label`` is the label. It pickles with its label, so it reaches DataLoader
-    workers intact.
-
-    Example
-    -------
-    >>> i = LabelledIndex(7, label=3)
-    >>> i == 7, i.label, [10, 11, 12, 13, 14, 15, 16, 17][i]
-    (True, 3, 17)
+    ``rows`` has one row per batch: ``batch_size`` indices, or ``(index, label)`` pairs
+    when the labels travel too, the missing tail of a shorter last batch filled with -1.
+    The iterator reports what is left through ``__length_hint__``, which is how
+    :class:`~longtail._core.sampler.EpochSampler` counts the batches handed out, so a
+    chunk of many batches never exists as Python ints all at once.
     """
 
-    label: int
+    __slots__ = ("rows",)
 
-    def __new__(cls, index: int, label: int) -> "LabelledIndex":
-        obj = super().__new__(cls, index)
-        obj.label = label
-        return obj
-
-    def __reduce__(self) -> tuple:
-        return (LabelledIndex, (int(self), self.label))
-
-    def __repr__(self) -> str:
-        return f"LabelledIndex({int(self)}, label={self.label})"
-
-
-def sampled_labels(indices: Sequence[Any]) -> np.ndarray:
-    """The ``label`` of each :class:`LabelledIndex` in a batch (-1 for plain ints).
-
-    Example
-    -------
-    >>> sampled_labels([LabelledIndex(4, 2), 5]).tolist()
-    [2, -1]
-    """
-    return np.fromiter((getattr(i, "label", -1) for i in indices), dtype=np.int64,
-                       count=len(indices))
-
-
-class SampledLabelsDataset:
-    """Dataset wrapper that hands each batch's sampled labels on as ``extras``.
-
-    See :func:`with_sampled_labels`.
-    """
-
-    def __init__(self, dataset: Any, key: str = "sampled_label") -> None:
-        self.dataset = dataset
-        self.key = key
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return int(self.rows.shape[0])
 
-    def __getitem__(self, index: Any) -> Any:
-        return self.dataset[index]
-
-    def __getitems__(self, indices: Sequence[Any]) -> Any:
-        from longtail.datasets.arrow_dataset import ArrowDataset
-
-        extras = dict(getattr(indices, "extras", None) or {})
-        extras[self.key] = sampled_labels(indices)
-        batch = IndexBatch([operator.index(i) for i in indices], extras)
-        if isinstance(self.dataset, ArrowDataset):
-            return self.dataset.__getitems__(batch)   # passes extras through
-        getitems = getattr(self.dataset, "__getitems__", None)
-        samples = getitems(batch) if getitems else [self.dataset[i] for i in batch]
-        return IndexBatch(samples, extras)
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("dataset", "key"):  # not set yet (unpickling)
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
+    def __iter__(self) -> "_BatchIterator":
+        return _BatchIterator(self.rows)
 
 
-def with_sampled_labels(dataset: Any, key: str = "sampled_label") -> SampledLabelsDataset:
-    """Wrap a map-style dataset so that each batch carries the labels a
-    :class:`ClassAwareSampler` (``return_labels=True``) drew its examples for.
+class _BatchIterator:
+    """Iterator over the batches of :class:`_Batches` that knows how many are left."""
 
-    With :class:`~longtail.datasets.ArrowDataset` and ``collate_fn=ArrowDataset.collate``
-    batches become ``(x, y, index, {"sampled_label": LongTensor[B]})``; with any other
-    dataset use ``collate_fn=longtail.datasets.index_batch.collate_with_extras`` (the
-    extras dict is appended to a tuple batch). Needs automatic batching (``batch_size``
-    set): ``__getitems__`` receives the whole batch.
+    __slots__ = ("rows", "pos")
 
-    Example
-    -------
-    >>> # ds = with_sampled_labels(ArrowDataset("train.arrow"))
-    >>> # sampler = ClassAwareSampler(ds.labels, return_labels=True)
-    >>> # loader = DataLoader(ds, sampler=sampler, batch_size=256,
-    >>> #                     collate_fn=ArrowDataset.collate)
-    >>> # for x, y, idx, extras in loader: c = extras["sampled_label"]  # weight y[:, c]
-    """
-    return SampledLabelsDataset(dataset, key)
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows, self.pos = rows, 0
+
+    def __iter__(self) -> "_BatchIterator":
+        return self
+
+    def __next__(self) -> IndexBatch:
+        if self.pos >= self.rows.shape[0]:
+            raise StopIteration
+        row = self.rows[self.pos]
+        self.pos += 1
+        idx = row if row.ndim == 1 else row[:, 0]
+        if idx[-1] < 0:                       # the shorter last batch of the epoch
+            row = row[:int(np.count_nonzero(idx >= 0))]
+            idx = row if row.ndim == 1 else row[:, 0]
+        if row.ndim == 1:
+            return IndexBatch(idx.tolist())
+        return IndexBatch(idx.tolist(), {"sampled_label": row[:, 1].copy()})
+
+    def __length_hint__(self) -> int:
+        return int(self.rows.shape[0]) - self.pos
 
 
 class ClassAwareSampler(EpochSampler):
@@ -357,9 +300,18 @@ class ClassAwareSampler(EpochSampler):
     ``samples_per_label`` examples of that label from its own shuffled cycle
     (reshuffled whenever it is used up). Every label is drawn about equally often, but
     an example is drawn for each of its labels, so frequent labels still ride along with
-    rare ones on multilabel data; ``return_labels=True`` yields
-    :class:`LabelledIndex` items (``int`` with ``.label``) so that the loss can weight
-    the label the example was drawn for (see :func:`with_sampled_labels`).
+    rare ones on multilabel data; ``return_labels=True`` hands on the label each example
+    was drawn for, so that the loss can weight that label.
+
+    Without ``batch_size`` this is a ``Sampler`` of Python ints (use it as
+    ``DataLoader(sampler=...)``). With ``batch_size`` it is a batch sampler (use it as
+    ``DataLoader(batch_sampler=...)``): the same draws, in the same order, cut into
+    :class:`~longtail.datasets.IndexBatch` lists of ``batch_size`` indices (on one
+    replica, the batches of ``BatchSampler(sampler, batch_size, drop_last)``), and with
+    ``return_labels=True`` every batch carries ``extras["sampled_label"]`` (int64, one
+    per index), which reaches the training loop intact even when workers prefetch batches
+    ahead: :class:`~longtail.datasets.ArrowDataset` batches are
+    ``(x, y, index, extras)``.
 
     Parameters
     ----------
@@ -370,30 +322,49 @@ class ClassAwareSampler(EpochSampler):
         Relative probability of visiting each label (>= 0; labels without examples are
         never visited). Default: every label with examples equally, by cycling.
     return_labels : bool
-        Yield :class:`LabelledIndex` items instead of plain ints.
+        Give every batch ``extras["sampled_label"]``; needs ``batch_size``.
+    batch_size : int, optional
+        Yield batches (``IndexBatch``) of this many indices instead of single ints; the
+        epoch's last batch is shorter unless ``drop_last``. ``len()`` and the
+        ``state_dict`` position then count batches, and ranks get whole batches.
     samples_per_label : int
         Examples taken per label visit (mmdetection's ``num_sample_class``, default 1).
-    seed, num_replicas, rank, drop_last
-        As for :class:`WeightedSampler`.
+    seed, num_replicas, rank
+        As for :class:`WeightedSampler`: rank r gets items r, r + R, ... of the epoch --
+        with ``batch_size``, batches r, r + R, ... (as
+        :class:`~longtail.samplers.StratifiedBatchSampler` does).
+    drop_last : bool
+        Trim the epoch to a multiple of ``num_replicas`` items (batches) instead of
+        padding it by wrapping around; with ``batch_size`` also drop the shorter last
+        batch.
 
     Example
     -------
     >>> y = LabelMatrix.from_lists([[0], [0], [0], [1]])
-    >>> s = ClassAwareSampler(y, num_samples=4, return_labels=True, seed=0)
-    >>> sorted(i.label for i in s)       # both labels visited equally often
-    [0, 0, 1, 1]
+    >>> s = ClassAwareSampler(y, num_samples=4, return_labels=True, batch_size=2, seed=0)
+    >>> [(list(b), b.extras["sampled_label"].tolist()) for b in s]  # each label twice
+    [([2, 3], [0, 1]), ([3, 1], [1, 0])]
+    >>> # DataLoader(ArrowDataset(path), batch_sampler=s, collate_fn=ArrowDataset.collate)
+    >>> # for x, y, idx, extras in loader: extras["sampled_label"]  # weight y[:, that label]
     """
 
     def __init__(self, labels: Any, num_samples: int | None = None,
                  class_weights: Any = None, return_labels: bool = False, *,
-                 samples_per_label: int = 1, seed: int = 0, num_replicas: int | None = None,
-                 rank: int | None = None, drop_last: bool = False) -> None:
-        y = _labels(labels)
+                 batch_size: int | None = None, samples_per_label: int = 1, seed: int = 0,
+                 num_replicas: int | None = None, rank: int | None = None,
+                 drop_last: bool = False) -> None:
+        y = LabelMatrix.from_any(labels)
         n, L = len(y), y.n_labels
         m = n if num_samples is None else check_positive_int("num_samples", num_samples)
         k = check_positive_int("samples_per_label", samples_per_label)
-        if not isinstance(return_labels, (bool, np.bool_)):
-            raise ValueError(f"return_labels must be True or False, got {return_labels!r}")
+        return_labels = check_bool("return_labels", return_labels)
+        batch_size = check_positive_int("batch_size", batch_size, allow_none=True)
+        if return_labels and batch_size is None:
+            raise ValueError(
+                "return_labels=True needs batch_size: the sampled labels travel with a "
+                "batch, as IndexBatch.extras['sampled_label']. Use ClassAwareSampler(..., "
+                "return_labels=True, batch_size=B) as DataLoader(batch_sampler=...), e.g. "
+                "with ArrowDataset and collate_fn=ArrowDataset.collate")
         # an epoch holds num_samples (index, label) int64 pairs, stacked once more
         check_memory(f"num_samples={m:,}", 48.0 * m + 4.0 * y.nnz)
         counts = y.label_counts()
@@ -413,7 +384,8 @@ class ClassAwareSampler(EpochSampler):
         self.labels = y
         self.num_samples = int(m)
         self.samples_per_label = int(k)
-        self.return_labels = bool(return_labels)
+        self.return_labels = return_labels
+        self.batch_size = batch_size
         self.class_weights = cw
         self._classes = classes
         if cw is not None:
@@ -422,7 +394,7 @@ class ClassAwareSampler(EpochSampler):
             self._prob, self._alias = BK.build_alias(sub)
         else:
             self._prob, self._alias = np.ones(1), np.zeros(1, dtype=np.int64)
-        self._crc = None if cw is None else _crc(cw)
+        self._crc = None if cw is None else crc_of(cw)
         self._labels_crc: int | None = None
 
     def _global_order(self, epoch: int) -> np.ndarray:
@@ -432,26 +404,24 @@ class ClassAwareSampler(EpochSampler):
                                         self.num_samples,
                                         min(self.samples_per_label, self.num_samples),
                                         np.uint64(self._epoch_seed(epoch)))
-        if self.return_labels:
-            return np.stack([idx, lab], axis=1)
-        return idx
-
-    def _materialize(self, chunk: np.ndarray) -> list:
-        if chunk.ndim == 2:
-            # a chunk of 65,536 small objects with attribute dicts: the cyclic GC would
-            # scan the heap several times while they are made (4x the cost); none of them
-            # is in a cycle, so collection pauses for the few milliseconds this takes
-            enabled = gc.isenabled()
-            gc.disable()
-            try:
-                return list(map(LabelledIndex, chunk[:, 0].tolist(), chunk[:, 1].tolist()))
-            finally:
-                if enabled:
-                    gc.enable()
-        return chunk.tolist()
+        if self.batch_size is None:
+            return idx
+        # one row per batch (the items of a shorter last batch followed by -1)
+        order = np.stack([idx, lab], axis=1) if self.return_labels else idx
+        size = self._global_length(epoch) * self.batch_size
+        if size > order.shape[0]:
+            tail = np.full((size - order.shape[0],) + order.shape[1:], -1, dtype=np.int64)
+            order = np.concatenate([order, tail])
+        return order[:size].reshape((-1, self.batch_size) + order.shape[1:])
 
     def _global_length(self, epoch: int) -> int:
-        return self.num_samples
+        if self.batch_size is None:
+            return self.num_samples
+        full, rest = divmod(self.num_samples, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def _materialize(self, chunk: np.ndarray) -> Any:
+        return chunk.tolist() if self.batch_size is None else _Batches(chunk)
 
     def _signature(self) -> dict[str, Any]:
         if self._labels_crc is None:
@@ -460,7 +430,8 @@ class ClassAwareSampler(EpochSampler):
                 "nnz": self.labels.nnz, "labels_crc": self._labels_crc,
                 "num_samples": self.num_samples,
                 "samples_per_label": self.samples_per_label,
-                "return_labels": self.return_labels, "class_weights_crc": self._crc}
+                "return_labels": self.return_labels, "batch_size": self.batch_size,
+                "class_weights_crc": self._crc}
 
     def label_probabilities(self) -> np.ndarray:
         """Probability that a draw is made for each label (float64[n_labels])."""
@@ -487,4 +458,58 @@ class ClassAwareSampler(EpochSampler):
     def __repr__(self) -> str:
         return (f"ClassAwareSampler(n={len(self.labels):,}, labels={self._classes.size:,}, "
                 f"num_samples={self.num_samples:,}, return_labels={self.return_labels}, "
-                f"seed={self.seed}, rank={self.rank}/{self.num_replicas})")
+                f"batch_size={self.batch_size}, seed={self.seed}, "
+                f"rank={self.rank}/{self.num_replicas})")
+
+
+# ---------------------------------------------------------------------------- deprecated
+def sampled_labels(batch: Any) -> np.ndarray:
+    """Deprecated: read ``batch.extras["sampled_label"]`` of an :class:`IndexBatch`.
+
+    :class:`ClassAwareSampler` ``(return_labels=True, batch_size=B)`` yields
+    :class:`~longtail.datasets.IndexBatch` lists whose ``extras["sampled_label"]`` holds
+    the label each index was drawn for; this returns it (``-1`` for every index of a
+    batch that carries none).
+
+    Example
+    -------
+    >>> import warnings; warnings.simplefilter("ignore", DeprecationWarning)
+    >>> sampled_labels(IndexBatch([4, 5], {"sampled_label": np.array([2, 0])})).tolist()
+    [2, 0]
+    """
+    warnings.warn("sampled_labels(batch) is deprecated: batches of ClassAwareSampler("
+                  "return_labels=True, batch_size=B) are IndexBatch lists, read "
+                  "batch.extras['sampled_label'] (with ArrowDataset: the extras dict of "
+                  "the (x, y, index, extras) batch)", DeprecationWarning, stacklevel=2)
+    extras = getattr(batch, "extras", None) or {}
+    if "sampled_label" in extras:
+        return np.asarray(extras["sampled_label"])
+    return np.full(len(batch), -1, dtype=np.int64)
+
+
+def with_sampled_labels(dataset: Any, key: str = "sampled_label") -> Any:
+    """Deprecated: returns ``dataset`` unchanged (no wrapper is needed any more).
+
+    The labels that :class:`ClassAwareSampler` ``(return_labels=True, batch_size=B)``
+    drew travel with each batch as ``IndexBatch.extras["sampled_label"]``;
+    :class:`~longtail.datasets.ArrowDataset` batches are ``(x, y, index, extras)``, and
+    any other dataset gets them through
+    :func:`~longtail.datasets.index_batch.with_extras` and
+    :func:`~longtail.datasets.index_batch.collate_with_extras`.
+
+    Example
+    -------
+    >>> import warnings; warnings.simplefilter("ignore", DeprecationWarning)
+    >>> ds = [10, 11, 12]
+    >>> with_sampled_labels(ds) is ds
+    True
+    """
+    warnings.warn("with_sampled_labels(dataset) is deprecated and returns the dataset "
+                  "unchanged: use ClassAwareSampler(..., return_labels=True, batch_size=B) "
+                  "as DataLoader(batch_sampler=...); each batch carries "
+                  "extras['sampled_label'] (ArrowDataset batches are (x, y, index, extras))",
+                  DeprecationWarning, stacklevel=2)
+    if key != "sampled_label":
+        raise ValueError(f"with_sampled_labels(key={key!r}): the sampled labels now always "
+                         "travel as extras['sampled_label']; another key is not supported")
+    return dataset
