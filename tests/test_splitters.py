@@ -241,5 +241,25 @@ def test_bad_inputs():
                                                   train_size=train_size).split(None, y))
     with pytest.raises(ValueError, match="sum to 1"):
         stratified_split(y, {"a": 0.5, "b": 0.6})
-    with pytest.raises(ValueError, match="random_state"):
+    with pytest.raises(TypeError, match="random_state"):
         next(MultilabelStratifiedKFold(3, random_state="x").split(None, y))
+    with pytest.raises(ValueError, match="lists='dense'"):   # Python lists are 0/1 rows
+        next(MultilabelStratifiedKFold(2).split(None, [[1, 0], [1]] * 3))
+
+
+def test_one_seed_policy():
+    from longtail._core.rng import seed_from
+
+    y = make_long_tail("small", seed=8, n_examples=300).labels
+    # a RandomState or Generator stands for one draw from it, an int for itself
+    for state in (np.random.RandomState(4), np.random.default_rng(4)):
+        twin = type(state)(4) if isinstance(state, np.random.RandomState) \
+            else np.random.default_rng(4)
+        _assert_same(_splits(MultilabelStratifiedKFold(3, random_state=state), None, y),
+                     _splits(MultilabelStratifiedKFold(3, random_state=seed_from(twin)),
+                             None, y))
+    with pytest.raises(ValueError, match="random_state must be a non-negative"):
+        MultilabelStratifiedKFold(3, random_state=-1)
+    with pytest.raises(TypeError, match="Generator cannot replay"):
+        next(MultilabelStratifiedKFold(3, random_state=np.random.default_rng(0),
+                                       method="sechidis", compat="iterstrat").split(None, y))

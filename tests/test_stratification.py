@@ -14,7 +14,9 @@ from longtail import LabelMatrix, iterative_stratification, stratification_repor
 from longtail._core.rng import derive_seed, rng_below, rng_init, rng_shuffle
 from longtail.cli import main
 from longtail.datasets import make_long_tail
+from longtail.samplers.split import _compat_kernels as C
 from longtail.samplers.split import _kernels as K
+from longtail.samplers.split import report as R
 from longtail.samplers.split import stratification as S
 
 iterstrat = pytest.importorskip("iterstrat.ml_stratifiers")
@@ -75,8 +77,33 @@ def test_mt19937_replay_matches_randomstate():
     state = rs.get_state()
     key, pos = np.array(state[1], dtype=np.uint32), np.array([state[2]], dtype=np.int64)
     sizes = [2, 3, 5, 7, 1000, 2**20 + 3] * 300  # crosses the 624-word regeneration
-    ours = [K.mt_choice(key, pos, m) for m in sizes]
+    ours = [C.mt_choice(key, pos, m) for m in sizes]
     assert ours == [rs.choice(m) for m in sizes]
+
+
+@given(keys=st.lists(st.integers(0, 6), min_size=1, max_size=30), data=st.data())
+def test_bucket_queue_pops_lowest_key_last_filed_first(keys, data):
+    from longtail.samplers.split._queue import KEY, QUEUE_COLS, queue_new, queue_pop, \
+        queue_refile
+
+    q = queue_new(np.array(keys, dtype=np.int64), QUEUE_COLS)
+    stamp = {i: i for i, k in enumerate(keys) if k > 0}   # later stamp: first out of a tie
+    key, clock = dict(enumerate(keys)), len(keys)
+    while stamp:
+        want = min(stamp, key=lambda i: (key[i], -stamp[i]))
+        assert queue_pop(q) == want
+        del stamp[want]
+        moved = data.draw(st.lists(st.sampled_from(sorted(stamp)), unique=True)
+                          if stamp else st.just([]))
+        for i in moved:   # lower (or keep) some keys, then re-file them in that order
+            key[i] = max(0, key[i] - data.draw(st.integers(0, 2)))
+            q.node[i, KEY] = key[i]
+            if key[i] > 0:
+                stamp[i], clock = clock, clock + 1
+            else:
+                del stamp[i]
+        queue_refile(q, np.array(moved, dtype=np.int64), len(moved))
+    assert queue_pop(q) == -1
 
 
 # ----------------------------------------------------------------------------- reference
@@ -336,7 +363,7 @@ def test_second_order_on_sparse_data():
 
 def test_second_order_refused_when_pairs_do_not_fit(monkeypatch):
     y = make_long_tail("small", seed=0, n_examples=500).labels
-    monkeypatch.setattr(S, "_available_memory", lambda: 1 << 20)
+    monkeypatch.setattr("longtail._core.sampler.available_memory", lambda: 1 << 20)
     with pytest.raises(ValueError, match=r"order=2 needs [\d,]+ label-pair entries"):
         iterative_stratification(y, [0.5, 0.5], order=2)
 
@@ -420,7 +447,7 @@ def test_report_sparse_cells_path_gives_the_same_measures(monkeypatch):
     parts = np.random.default_rng(0).integers(0, 40, size=len(y))
     parts[:3] = 39  # part 39 small enough to miss labels; part 0 non-empty
     dense = stratification_report(y, parts, n_parts=41, max_pairs=50)  # part 40 empty
-    monkeypatch.setattr(S, "_DENSE_CELLS", 0)
+    monkeypatch.setattr(R, "_DENSE_CELLS", 0)
     sparse = stratification_report(y, parts, n_parts=41, max_pairs=50)
     for a, b in ((dense.split, sparse.split), (dense.random, sparse.random)):
         assert a.ld == pytest.approx(b.ld, rel=1e-12)

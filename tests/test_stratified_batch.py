@@ -33,19 +33,6 @@ def test_drop_last_drops_the_partial_batch(labels):
     assert len(np.unique(np.concatenate(batches))) == 11 * 256
 
 
-def test_deterministic_per_seed_and_epoch(labels):
-    a = StratifiedBatchSampler(labels, 100, seed=3)
-    b = StratifiedBatchSampler(labels, 100, seed=3)
-    a.set_epoch(2)
-    b.set_epoch(2)
-    assert list(a) == list(b)
-    b.set_epoch(3)
-    assert list(a) != list(b)
-    c = StratifiedBatchSampler(labels, 100, seed=4)
-    c.set_epoch(2)
-    assert list(a) != list(c)
-
-
 def _flz(labels, batches):
     parts = np.empty(len(labels), dtype=np.int32)
     for i, b in enumerate(batches):
@@ -85,56 +72,12 @@ def test_rare_label_spread_over_batches():
         assert per_batch == [1] * 20
 
 
-def test_ddp_shards_disjoint_and_equal(labels):
-    shards = []
-    for rank in range(3):
-        s = StratifiedBatchSampler(labels, 128, drop_last=True, seed=2, num_replicas=3,
-                                   rank=rank)
-        s.set_epoch(4)
-        shards.append(list(s))
-    assert len({len(b) for b in shards}) == 1 and len(shards[0]) == 7  # 23 full -> 21
-    flat = [i for sh in shards for b in sh for i in b]
-    assert len(flat) == len(set(flat))
-    assert all(len(b) == 128 for sh in shards for b in sh)
-    # without drop_last: padded by wrapping around, same number of whole batches
-    shards = []
-    for rank in range(3):
-        s = StratifiedBatchSampler(labels, 128, seed=2, num_replicas=3, rank=rank)
-        s.set_epoch(4)
-        shards.append(list(s))
-    assert {len(sh) for sh in shards} == {8}
-    covered = {i for sh in shards for b in sh for i in b}
-    assert covered == set(range(len(labels)))
-
-
-def test_resume_from_state_dict(labels):
-    s = StratifiedBatchSampler(labels, 200, seed=7)
-    s.set_epoch(1)
-    full = list(s)
-    it = iter(s)
-    seen = [next(it) for _ in range(5)]
-    state = s.state_dict()
-    assert state["yielded"] == 5 and state["epoch"] == 1
-    t = StratifiedBatchSampler(labels, 200, seed=7)
-    t.load_state_dict(state)
-    assert seen + list(t) == full
-    with pytest.raises(ValueError, match="batch_size"):
-        StratifiedBatchSampler(labels, 100, seed=7).load_state_dict(state)
-
-
 class _Rows(Dataset):
     def __len__(self):
         return 3_000
 
     def __getitem__(self, i):
         return torch.tensor(i)
-
-
-def test_dataloader_batch_sampler(labels):
-    s = StratifiedBatchSampler(labels, 500, seed=0)
-    loader = DataLoader(_Rows(), batch_sampler=s)
-    got = torch.cat(list(loader)).numpy()
-    np.testing.assert_array_equal(np.sort(got), np.arange(3_000))
 
 
 def test_small_and_bad_inputs():

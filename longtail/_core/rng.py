@@ -9,9 +9,12 @@ whatever the number of DataLoader workers.
 from __future__ import annotations
 
 import enum
+from typing import Any, Union
 
 import numpy as np
 from numba import njit, uint64
+
+from longtail._core.checks import _is_int
 
 _MASK64 = (1 << 64) - 1
 
@@ -118,3 +121,85 @@ def rng_shuffle(state, a):
         tmp = a[i]
         a[i] = a[j]
         a[j] = tmp
+
+
+# ---------------------------------------------------------------------------- user seeds
+#: what a user may pass as a seed: an integer, or a NumPy random state to draw one from
+SeedLike = Union[int, np.integer, np.random.RandomState, np.random.Generator]
+_DRAW_HIGH = 2**63 - 1
+
+
+def check_seed_like(seed: Any, name: str = "seed", *, allow_none: bool = False) -> Any:
+    """Validate a seed argument without drawing from it, and return it unchanged.
+
+    Accepted: an integer in ``[0, 2**64)``, a NumPy ``RandomState`` or ``Generator``, and
+    ``None`` where ``allow_none`` (scikit-learn's "NumPy's global state"). Anything else
+    is a ``TypeError``; a negative (or 64-bit overflowing) integer a ``ValueError``; both
+    name ``name``.
+
+    Example
+    -------
+    >>> check_seed_like(np.random.default_rng(0)) is not None
+    True
+    >>> check_seed_like(-1, "random_state")
+    Traceback (most recent call last):
+    ...
+    ValueError: random_state must be a non-negative integer below 2**64, got -1
+    """
+    if (seed is None and allow_none) or isinstance(seed, (np.random.RandomState,
+                                                         np.random.Generator)):
+        return seed
+    if not _is_int(seed):
+        raise TypeError(f"{name} must be {'None, ' if allow_none else ''}an integer, a numpy "
+                        f"RandomState or Generator, got {seed!r} ({type(seed).__name__})")
+    if not 0 <= seed <= _MASK64:
+        raise ValueError(f"{name} must be a non-negative integer below 2**64, got {seed!r}")
+    return seed
+
+
+def seed_from(seed: Any, name: str = "seed", *, allow_none: bool = False) -> int:
+    """The one conversion of a user seed to an integer seed (validated as
+    :func:`check_seed_like`).
+
+    An integer is used as it is; a ``RandomState`` or ``Generator`` gives one draw in
+    ``[0, 2**63 - 1)`` (advancing it, so a shared state gives a new seed per call); ``None``
+    (where allowed) one draw from NumPy's global ``RandomState``, as scikit-learn does.
+
+    Example
+    -------
+    >>> seed_from(7), seed_from(np.random.RandomState(0)) == seed_from(np.random.RandomState(0))
+    (7, True)
+    """
+    seed = check_seed_like(seed, name, allow_none=allow_none)
+    if seed is None:
+        seed = np.random.mtrand._rand
+    if isinstance(seed, np.random.RandomState):
+        return int(seed.randint(0, _DRAW_HIGH, dtype=np.int64))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, _DRAW_HIGH))
+    return int(seed)
+
+
+def random_state_from(seed: Any, name: str = "random_state") -> np.random.RandomState:
+    """A NumPy ``RandomState`` for code that replays one (scikit-learn's
+    ``check_random_state``): None is NumPy's global state, a RandomState itself, an
+    integer in ``[0, 2**32)`` seeds a new one. A ``Generator`` cannot stand for one
+    (``TypeError``, as for any other type). Draws nothing.
+
+    Example
+    -------
+    >>> random_state_from(3).randint(10) == np.random.RandomState(3).randint(10)
+    True
+    """
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, np.random.Generator) or not _is_int(seed):
+        raise TypeError(f"{name} must be None, an integer or a numpy RandomState (a "
+                        f"Generator cannot replay RandomState draws), got {seed!r} "
+                        f"({type(seed).__name__})")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"{name} must be an integer in [0, 2**32) to seed a RandomState, "
+                         f"got {seed!r}")
+    return np.random.RandomState(int(seed))

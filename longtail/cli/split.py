@@ -117,11 +117,8 @@ def _cmd_split(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from longtail.datasets.io import atomic_output
-    from longtail.samplers.split.stratification import (
-        check_fractions,
-        iterative_stratification,
-        stratification_report,
-    )
+    from longtail.samplers.split import iterative_stratification, stratification_report
+    from longtail.samplers.split.stratification import check_fractions
 
     if (args.fractions is None) == (args.folds is None):
         raise CLIError("give one of --fractions or --folds (not both)" if args.fractions

@@ -12,7 +12,8 @@ from __future__ import annotations
 from longtail._core.lazy import lazy_exports
 
 __getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
-    "stratification": "iterative_stratification stratification_report StratificationReport",
+    "stratification": "iterative_stratification",
+    "report": "stratification_report StratificationReport",
     "splitters": "stratified_split multilabel_train_test_split MultilabelStratifiedKFold "
                  "RepeatedMultilabelStratifiedKFold MultilabelStratifiedShuffleSplit",
     "batches": "StratifiedBatchSampler",

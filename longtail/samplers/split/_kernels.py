@@ -1,27 +1,43 @@
 """Numba kernels of iterative stratification (first order, pairs, groups, batches).
 
-All kernels take the CSR arrays of a LabelMatrix (``offsets`` int64, read-only;
-``indices`` int32, read-only) or a unit matrix with the same types, and never build a dense
-matrix. The work is O(nnz) plus the label queue, which is a *bucket queue* keyed by the
-remaining positive count of each label (doubly linked lists, O(1) per update), so picking
-the rarest remaining label stays O(1) amortised with 670,000 labels.
+All kernels read the CSR arrays of a LabelMatrix (``offsets`` int64, ``indices`` int32,
+read-only) or a unit matrix with the same types, and never build a dense matrix. The work
+is O(nnz) plus the label queue, a *bucket queue* keyed by the remaining positive count of
+every label (doubly linked lists, O(1) per update), so picking the rarest remaining label
+stays O(1) amortised with 670,000 labels.
 
-Units are the things that are assigned to parts: examples, groups of examples (rows then
-carry a multiplicity per label in ``data`` and a size in ``unit_size``), or examples over
-label *pairs* (second order). ``weighted=False`` means multiplicity 1 and size 1 (``data``
-and ``unit_size`` are then empty and never read).
+Arrays that travel together are passed as namedtuples (Numba types them as one argument):
 
-Label ties in the queue go to the label that reached its count most recently (LIFO within
-a bucket); initially, to the label seen last in processing order. The compatibility kernel
-instead replays iterative-stratification 0.1.9 exactly (a segment tree gives the k-th
-lowest label id among the rarest ones, MT19937 replays NumPy's ``RandomState``).
+* :data:`Units` ``(offsets, indices, mult, size)``: the things assigned to parts, as a
+  CSR over labels: examples, groups of examples (an entry then carries the label's
+  multiplicity in the group, ``mult``, and a unit its number of examples, ``size``) or
+  examples over label *pairs* (second order). ``mult`` and ``size`` are empty for plain
+  examples (multiplicity 1, size 1).
+* :data:`Cols` ``(off, units, lab, col_of)``: the label columns of the units being split
+  (a CSC): column ``c`` lists ``units[off[c]:off[c + 1]]`` (absolute offsets). ``lab`` is
+  the label of every column and ``col_of`` (length n_labels, all -1) maps a label back to
+  its column during a call; both are empty when the columns are the label ids.
+* :data:`Parts` ``(r, target)``: the fractions whose share of every label each part wants,
+  and the part sizes (in examples) that the balanced rule fills exactly.
+
+A segment (:func:`stratify_segment`) pops the rarest label from the queue
+(:mod:`~longtail.samplers.split._queue`), gives each of its unassigned units the part
+chosen by the rule of ``method`` (:func:`choose_sechidis`, :func:`choose_balanced`),
+re-files the labels whose count fell, and finally places the units without labels by the
+same rule. Label ties in the queue go to the label that reached its count most recently
+(LIFO within a bucket); initially, to the label seen last in column order.
+(:mod:`~longtail.samplers.split._compat_kernels` replays iterative-stratification 0.1.9
+instead.)
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
-from numba import njit, uint32, uint64
+from numba import njit
 
 from longtail._core.rng import rng_below, rng_init, rng_shuffle
+from longtail.samplers.split._queue import KEY, QUEUE_COLS, queue_new, queue_pop, queue_refile
 
 METHOD_SECHIDIS = 0
 METHOD_BALANCED = 1
@@ -32,299 +48,290 @@ MAX_FAILS = 32
 #: candidates ranked per part and pair of parts in a swap pass
 WALK = 2048
 
+Units = namedtuple("Units", ["offsets", "indices", "mult", "size"])
+Cols = namedtuple("Cols", ["off", "units", "lab", "col_of"])
+Parts = namedtuple("Parts", ["r", "target"])
+#: a segment's counts: positives per label and part (column k: 1 / positives), positives
+#: per label, size filled per part, total size of the units
+Tally = namedtuple("Tally", ["got", "pos", "filled", "total"])
+#: per-part scratch of the rules: candidate mask, a key, the balanced scores, 1 / r
+Work = namedtuple("Work", ["cand", "key", "score", "inv_r"])
 
-# ----------------------------------------------------------------------------- helpers
-@njit(cache=True, inline="always")
-def _row_weight(data, weighted, p):
-    if weighted:
-        return np.int64(data[p])
-    return np.int64(1)
+_NO_I32 = np.empty(0, dtype=np.int32)
+_NO_I64 = np.empty(0, dtype=np.int64)
+
+
+def plain_units(offsets: np.ndarray, indices: np.ndarray) -> Units:
+    """:data:`Units` of plain examples (multiplicity 1, size 1) over a CSR."""
+    return Units(offsets, indices, _NO_I32, _NO_I64)
+
+
+def label_cols(t_offsets: np.ndarray, t_indices: np.ndarray) -> Cols:
+    """:data:`Cols` whose columns are the label ids, from the units' CSC."""
+    return Cols(t_offsets, t_indices, _NO_I32, _NO_I32)
+
+
+# ----------------------------------------------------------------------------- part choice
+@njit(cache=True)
+def _keep_max(key, cand):
+    """Narrow the candidate mask ``cand`` to the candidates with the largest ``key``."""
+    best = -np.inf
+    for j in range(cand.shape[0]):
+        if cand[j] and key[j] > best:
+            best = key[j]
+    for j in range(cand.shape[0]):
+        cand[j] = cand[j] and key[j] == best
 
 
 @njit(cache=True)
-def _pick_tie(state, ties, n_ties):
-    """One of ``ties[:n_ties]``, uniformly (one draw only when there is a tie)."""
-    if n_ties == 1:
-        return ties[0]
-    return ties[rng_below(state, n_ties)]
+def _keep_min(key, cand):
+    """Narrow the candidate mask ``cand`` to the candidates with the smallest ``key``."""
+    best = np.inf
+    for j in range(cand.shape[0]):
+        if cand[j] and key[j] < best:
+            best = key[j]
+    for j in range(cand.shape[0]):
+        cand[j] = cand[j] and key[j] == best
+
+
+@njit(cache=True)
+def _pick(state, cand):
+    """One of the candidates, uniformly (a draw only when there are several)."""
+    n = 0
+    for j in range(cand.shape[0]):
+        n += cand[j]
+    t = rng_below(state, n) if n > 1 else 0
+    for j in range(cand.shape[0]):
+        if cand[j]:
+            if t == 0:
+                return j
+            t -= 1
+    return -1
+
+
+@njit(cache=True)
+def choose_sechidis(parts, tally, active, work, state):
+    """Sechidis et al.: the part that wants the ``active`` label most (largest
+    ``r_j |D^l| - got_jl``; skipped when ``active`` < 0, a unit without labels), then the
+    part that wants the most examples (largest ``r_j * total - filled_j``), then random."""
+    r = parts.r
+    got, pos, filled, total = tally
+    cand, key = work.cand, work.key
+    k = r.shape[0]
+    for j in range(k):
+        cand[j] = True
+    if active >= 0:
+        ca = np.float64(pos[active])
+        for j in range(k):
+            key[j] = r[j] * ca - got[active, j]
+        _keep_max(key, cand)
+    fk = np.float64(total)
+    for j in range(k):
+        key[j] = r[j] * fk - filled[j]
+    _keep_max(key, cand)
+    return _pick(state, cand)
+
+
+@njit(cache=True)
+def choose_balanced(units, u, w, col_of, parts, tally, active, work, state):
+    """Balanced: among the parts with room for unit ``u`` (size ``w``; if none, those with
+    the most room), the part whose squared deviation ``sum_l w_l e_jl^2 / r_j`` grows
+    least, then the one with the most room, then random.
+
+    The growth is ``v_j = (1 / r_j) * sum_l w_l m_l (2 got_jl + m_l)`` over the unit's
+    labels l (multiplicity ``m_l``), ``w_l = ACTIVE_WEIGHT / |D^l|`` for the ``active``
+    label and ``1 / |D^l|`` for the others (``got[l, k]`` holds ``1 / |D^l|``).
+    """
+    target = parts.target
+    offsets, indices, mult, _ = units
+    got, _, filled, _ = tally
+    cand, key, score, inv_r = work
+    k = target.shape[0]
+    for j in range(k):
+        cand[j] = filled[j] + w <= target[j]
+        key[j] = target[j] - filled[j]
+    any_room = False
+    for j in range(k):
+        any_room = any_room or cand[j]
+    if not any_room:
+        for j in range(k):
+            cand[j] = True
+        _keep_max(key, cand)
+    for j in range(k):
+        score[j] = 0.0
+    own = 0.0
+    mapped = col_of.shape[0] > 0
+    weighted = mult.shape[0] > 0
+    for p in range(offsets[u], offsets[u + 1]):
+        lm = col_of[indices[p]] if mapped else indices[p]
+        mw = np.float64(mult[p]) if weighted else 1.0
+        f = mw * got[lm, k]
+        if lm == active:
+            f *= ACTIVE_WEIGHT
+        own += f * mw
+        for j in range(k):
+            score[j] += got[lm, j] * f
+    for j in range(k):
+        score[j] = (2.0 * score[j] + own) * inv_r[j]
+    _keep_min(score, cand)
+    _keep_max(key, cand)
+    return _pick(state, cand)
 
 
 # ----------------------------------------------------------------------------- one segment
+#: the segment's flag per label in its queue row: touched during the current column
+TOUCHED = QUEUE_COLS
+
+
 @njit(cache=True)
-def stratify_segment(offsets, indices, data, weighted, unit_size, units, r, targets,
-                     method, state, mapped, local_of, part, col_off, col_units, col_lab,
-                     rotate):
-    """Assign ``units`` to ``len(r)`` parts; writes ``part[unit]``.
-
-    The segment's labels are the columns of a CSC: column ``c`` lists the units with label
-    ``col_lab[c]`` as ``col_units[col_off[c]:col_off[c + 1]]`` (absolute offsets). With
-    ``mapped``, ``local_of`` (length n_labels, all -1) maps a label id to its column for
-    the duration of the call; without, column = label id (``col_lab`` unused). A unit's
-    examples of a label are visited in column order, from a random start when
-    ``rotate``; ``units`` order only matters for units without labels.
-
-    ``targets`` are the part sizes (in examples) the balanced rule fills exactly; ``r``
-    the fractions whose share of every label each part wants. Returns ``(got, pos)``:
-    positives of every column per part (float64[n_cols, k + 1], column k holds
-    1 / positives) and per column (int64).
-    """
-    k = r.shape[0]
-    nu = units.shape[0]
+def _segment_positives(units, members, cols, part):
+    """Positives of every column among ``members`` (int64[n_cols]) and their total size;
+    marks every member unassigned (``part[u] = -1``)."""
+    offsets, indices, mult, size = units
+    col_off, col_of = cols.off, cols.col_of
     nl = col_off.shape[0] - 1
-    if mapped:
-        for lm in range(nl):
-            local_of[col_lab[lm]] = lm
     total = 0
-    for i in range(nu):
-        u = units[i]
-        total += unit_size[u] if weighted else 1
+    weighted = size.shape[0] > 0
+    for i in range(members.shape[0]):
+        u = members[i]
+        total += size[u] if weighted else 1
         part[u] = -1
     pos = np.zeros(nl, dtype=np.int64)
     if weighted:
-        for i in range(nu):
-            u = units[i]
+        mapped = col_of.shape[0] > 0
+        for i in range(members.shape[0]):
+            u = members[i]
             for p in range(offsets[u], offsets[u + 1]):
                 m = indices[p]
-                pos[local_of[m] if mapped else m] += data[p]
+                pos[col_of[m] if mapped else m] += mult[p]
     else:
-        for lm in range(nl):
-            pos[lm] = col_off[lm + 1] - col_off[lm]
+        for c in range(nl):
+            pos[c] = col_off[c + 1] - col_off[c]
+    return pos, total
+
+
+@njit(cache=True)
+def _count_unit(units, u, j, col_of, got, node, touched, nt):
+    """Count unit ``u``'s labels in part ``j`` (``got``) and off their keys (remaining
+    positives) in the queue rows ``node``; labels touched for the first time are appended
+    to ``touched``. Returns the new number of touched labels."""
+    offsets, indices, mult, _ = units
+    mapped = col_of.shape[0] > 0
+    weighted = mult.shape[0] > 0
+    for p in range(offsets[u], offsets[u + 1]):
+        lm = col_of[indices[p]] if mapped else indices[p]
+        mw = np.int64(mult[p]) if weighted else np.int64(1)
+        got[lm, j] += mw
+        node[lm, KEY] -= mw
+        if node[lm, TOUCHED] == 0:
+            node[lm, TOUCHED] = 1
+            touched[nt] = lm
+            nt += 1
+    return nt
+
+
+@njit(cache=True)
+def stratify_segment(units, members, cols, parts, method, rotate, state, part):
+    """Assign the units ``members`` to ``len(parts.r)`` parts; writes ``part[unit]``.
+
+    ``cols`` are the columns of the labels of ``members`` (holding only members); a
+    label's units are visited in column order, from a random start when ``rotate``;
+    ``members`` order only matters for units without labels. Returns
+    ``(got, pos)``: positives of every column per part (float64[n_cols, k + 1], column k
+    holds 1 / positives) and per column (int64).
+    """
+    k = parts.r.shape[0]
+    col_off, col_units, lab, col_of = cols
+    nl = col_off.shape[0] - 1
+    for c in range(lab.shape[0]):
+        col_of[lab[c]] = c
+    pos, total = _segment_positives(units, members, cols, part)
     # per-label state in two row-major tables (one cache line or two per label):
-    # got[l, :k] assigned positives per part, got[l, k] = 1 / positives;
-    # st[l] = (remaining, count it is filed under, previous, next, touched)
+    # got[l, :k] assigned positives per part, got[l, k] = 1 / positives; the queue row
+    # (filed under, previous, next, remaining positives = key, touched)
     got = np.zeros((nl, k + 1), dtype=np.float64)
-    st = np.zeros((nl, 5), dtype=np.int64)
-    maxc = 0
-    for lm in range(nl):
-        c = pos[lm]
-        got[lm, k] = 1.0 / c if c > 0 else 0.0
-        st[lm, 0] = c
-        if c > maxc:
-            maxc = c
-    # bucket queue over remaining counts (head insertion: LIFO within a bucket)
-    head = np.full(maxc + 1, -1, dtype=np.int64)
-    touched = np.empty(nl, dtype=np.int64)
-    cur = maxc + 1
-    for lm in range(nl):
-        c = pos[lm]
-        st[lm, 1] = c
-        if c <= 0:
-            continue
-        h = head[c]
-        st[lm, 3] = h
-        st[lm, 2] = -1
-        if h >= 0:
-            st[h, 2] = lm
-        head[c] = lm
-        if c < cur:
-            cur = c
-    inv_r = np.empty(k, dtype=np.float64)
+    for c in range(nl):
+        got[c, k] = 1.0 / pos[c] if pos[c] > 0 else 0.0
+    tally = Tally(got, pos, np.zeros(k, dtype=np.int64), total)
+    q = queue_new(pos, QUEUE_COLS + 1)
+    node = q.node
+    work = Work(np.empty(k, dtype=np.bool_), np.empty(k, dtype=np.float64),
+                np.empty(k, dtype=np.float64), np.empty(k, dtype=np.float64))
     for j in range(k):
-        inv_r[j] = 1.0 / r[j] if r[j] > 0 else 0.0
-    size = np.zeros(k, dtype=np.int64)
-    fill_j = np.empty(k, dtype=np.float64)
-    ties = np.empty(k, dtype=np.int64)
-    eligible = np.empty(k, dtype=np.bool_)
-    fk = np.float64(total)
-    big = np.int64(1) << 62
+        work.inv_r[j] = 1.0 / parts.r[j] if parts.r[j] > 0 else 0.0
+    touched = np.empty(nl, dtype=np.int64)
+    filled, size = tally.filled, units.size
+    weighted = size.shape[0] > 0
     while True:
-        while cur <= maxc and head[cur] < 0:
-            cur += 1
-        if cur > maxc:
-            break
-        active = head[cur]
-        # unlink the active label (it is the head of its bucket)
-        h = st[active, 3]
-        head[cur] = h
-        if h >= 0:
-            st[h, 2] = -1
-        nt = 0
-        ca = np.float64(pos[active])
-        c0 = col_off[active]
-        clen = col_off[active + 1] - c0
-        start = rng_below(state, clen) if rotate and clen > 1 else 0
+        # the units of the rarest label, from a random start in its column; once no
+        # label is left (``active`` -1), every member in order: those without labels
+        active = queue_pop(q)
+        if active >= 0:
+            c0 = col_off[active]
+            clen = col_off[active + 1] - c0
+            start = rng_below(state, clen) if rotate and clen > 1 else 0
+        else:
+            c0 = 0
+            clen = members.shape[0]
+            start = 0
+        nt = np.int64(0)  # not a literal 0: the callees compile once
         for qq in range(clen):
-            q = qq + start
-            if q >= clen:
-                q -= clen
-            u = col_units[c0 + q]
+            at = qq + start
+            if at >= clen:
+                at -= clen
+            u = col_units[c0 + at] if active >= 0 else members[at]
             if part[u] >= 0:
                 continue
-            w = unit_size[u] if weighted else 1
+            w = size[u] if weighted else 1
             if method == METHOD_SECHIDIS:
-                # the part that most wants the active label (largest r_j |D^l| - got),
-                # then the part that wants the most examples, then random
-                best = -np.inf
-                for j in range(k):
-                    d = r[j] * ca - got[active, j]
-                    if d > best:
-                        best = d
-                n_t = 0
-                best2 = -np.inf
-                for j in range(k):
-                    if r[j] * ca - got[active, j] == best:
-                        want = r[j] * fk - size[j]
-                        if want > best2:
-                            best2 = want
-                            n_t = 0
-                        if want == best2:
-                            ties[n_t] = j
-                            n_t += 1
+                j = choose_sechidis(parts, tally, active, work, state)
             else:
-                # balanced: parts with room only; the part whose squared deviation
-                # sum_l w_l e_jl^2 / r_j grows least: v_j = (1 / r_j) * sum_l w_l m_l
-                # (2 got_jl + m_l), w_l = ACTIVE_WEIGHT / |D^l| for the active label,
-                # 1 / |D^l| for the others; then most room; then random
-                any_room = False
-                for j in range(k):
-                    eligible[j] = size[j] + w <= targets[j]
-                    if eligible[j]:
-                        any_room = True
-                if not any_room:
-                    most = -big
-                    for j in range(k):
-                        if targets[j] - size[j] > most:
-                            most = targets[j] - size[j]
-                    for j in range(k):
-                        eligible[j] = targets[j] - size[j] == most
-                for j in range(k):
-                    fill_j[j] = 0.0
-                own = 0.0
-                for p in range(offsets[u], offsets[u + 1]):
-                    lm = local_of[indices[p]] if mapped else indices[p]
-                    mw = np.float64(_row_weight(data, weighted, p))
-                    f = mw * got[lm, k]
-                    if lm == active:
-                        f *= ACTIVE_WEIGHT
-                    own += f * mw
-                    for j in range(k):
-                        fill_j[j] += got[lm, j] * f
-                best = np.inf
-                for j in range(k):
-                    fill_j[j] = (2.0 * fill_j[j] + own) * inv_r[j]
-                    if eligible[j] and fill_j[j] < best:
-                        best = fill_j[j]
-                n_t = 0
-                most = -big
-                for j in range(k):
-                    if eligible[j] and fill_j[j] == best:
-                        room = targets[j] - size[j]
-                        if room > most:
-                            most = room
-                            n_t = 0
-                        if room == most:
-                            ties[n_t] = j
-                            n_t += 1
-            j_sel = _pick_tie(state, ties, n_t)
-            part[u] = j_sel
-            size[j_sel] += w
-            for p in range(offsets[u], offsets[u + 1]):
-                lm = local_of[indices[p]] if mapped else indices[p]
-                mw = _row_weight(data, weighted, p)
-                got[lm, j_sel] += mw
-                st[lm, 0] -= mw
-                if st[lm, 4] == 0:
-                    st[lm, 4] = 1
-                    touched[nt] = lm
-                    nt += 1
-        # re-file the labels whose count fell, in order of first touch (head insertion:
-        # the last one touched wins the next tie); the active label is done
+                j = choose_balanced(units, u, w, col_of, parts, tally, active, work, state)
+            part[u] = j
+            filled[j] += w
+            nt = _count_unit(units, u, j, col_of, got, node, touched, nt)
+        if active < 0:
+            break
+        # the labels whose count fell move to their new bucket, in order of first touch
+        # (the last one touched wins the next tie); the active label has none left
         for a in range(nt):
-            lm = touched[a]
-            st[lm, 4] = 0
-            if lm == active:
-                continue
-            new = st[lm, 0]
-            old = st[lm, 1]
-            pa = st[lm, 2]
-            pb = st[lm, 3]
-            if pa >= 0:
-                st[pa, 3] = pb
-            else:
-                head[old] = pb
-            if pb >= 0:
-                st[pb, 2] = pa
-            st[lm, 1] = new
-            if new > 0:
-                h = head[new]
-                st[lm, 3] = h
-                st[lm, 2] = -1
-                if h >= 0:
-                    st[h, 2] = lm
-                head[new] = lm
-                if new < cur:
-                    cur = new
-    # units without labels: the part that wants the most examples (sechidis) or has the
-    # most room (balanced), ties random
-    for i in range(nu):
-        u = units[i]
-        if part[u] >= 0:
-            continue
-        w = unit_size[u] if weighted else 1
-        n_t = 0
-        if method == METHOD_SECHIDIS:
-            best = -np.inf
-            for j in range(k):
-                want = r[j] * fk - size[j]
-                if want > best:
-                    best = want
-                    n_t = 0
-                if want == best:
-                    ties[n_t] = j
-                    n_t += 1
-        else:
-            most = -big
-            for j in range(k):
-                room = targets[j] - size[j]
-                if room > most:
-                    most = room
-                    n_t = 0
-                if room == most:
-                    ties[n_t] = j
-                    n_t += 1
-        j_sel = _pick_tie(state, ties, n_t)
-        part[u] = j_sel
-        size[j_sel] += w
-    if mapped:
-        for lm in range(nl):
-            local_of[col_lab[lm]] = -1
+            node[touched[a], TOUCHED] = 0
+        queue_refile(q, touched, nt)
+    for c in range(lab.shape[0]):
+        col_of[lab[c]] = -1
     return got, pos
 
 
 @njit(cache=True)
-def stratify(offsets, indices, data, weighted, unit_size, r, targets, method, seed,
-             shuffle, t_offsets, t_indices, refine):
+def stratify(units, cols, parts, method, seed, shuffle, refine):
     """Parts of all units (int32[n_units]), then ``refine`` swap passes.
 
-    ``t_offsets`` / ``t_indices``: the CSC of the units (label -> unit ids, ascending).
-    With ``shuffle`` every label's units are visited from a seeded random start and units
-    without labels in a random order. Swaps (:func:`refine_swaps`) only for the balanced
-    method on unweighted units.
+    ``cols``: the units' label columns (:func:`label_cols` of their CSC, unit ids
+    ascending). With ``shuffle`` every label's units are visited from a seeded random
+    start and units without labels in a random order. Swaps (:func:`refine_swaps`) only
+    for the balanced method on plain examples.
     """
-    n = offsets.shape[0] - 1
-    k = r.shape[0]
+    n = units.offsets.shape[0] - 1
+    k = parts.r.shape[0]
     state = rng_init(seed)
-    units = np.arange(n, dtype=np.int64)
+    members = np.arange(n, dtype=np.int64)
     if shuffle:
-        rng_shuffle(state, units)
-    local_of = np.empty(0, dtype=np.int32)
+        rng_shuffle(state, members)
     part = np.empty(n, dtype=np.int32)
-    got, pos = stratify_segment(offsets, indices, data, weighted, unit_size, units, r,
-                                targets, method, state, False, local_of, part, t_offsets,
-                                t_indices, local_of, shuffle)
-    if refine > 0 and method == METHOD_BALANCED and not weighted:
+    got, pos = stratify_segment(units, members, cols, parts, method, shuffle, state, part)
+    if refine > 0 and method == METHOD_BALANCED and units.size.shape[0] == 0:
         for m in range(got.shape[0]):
             c = np.float64(pos[m])
             for j in range(k):
-                got[m, j] -= r[j] * c
-        refine_swaps(offsets, indices, part, r, got, refine)
+                got[m, j] -= parts.r[j] * c
+        refine_swaps(units.offsets, units.indices, part, parts.r, got, refine)
     return part
 
 
 @njit(cache=True)
-def stratified_batches(offsets, indices, data, n_labels, batch_sizes, seed, arity,
-                       t_offsets, t_indices):
-    """Partition all examples into ``len(batch_sizes)`` stratified batches.
+def stratified_batches(units, t_offsets, t_indices, batch_sizes, seed, arity):
+    """Partition all examples (plain ``units``) into ``len(batch_sizes)`` stratified
+    batches; ``t_offsets`` / ``t_indices`` are their CSC (label -> example ids).
 
     Recursive k-way splitting (k <= ``arity``) with the balanced rule, level by level: a
     segment holding B batches is split into k groups of about B / k batches, each sized
@@ -333,7 +340,8 @@ def stratified_batches(offsets, indices, data, n_labels, batch_sizes, seed, arit
     within a column units stay in id order and are visited from a random start.
     Returns ``(order, starts)``: batch b is ``order[starts[b]:starts[b + 1]]``.
     """
-    n = offsets.shape[0] - 1
+    n = units.offsets.shape[0] - 1
+    n_labels = t_offsets.shape[0] - 1
     nb = batch_sizes.shape[0]
     state = rng_init(seed)
     order = np.arange(n, dtype=np.int64)
@@ -344,7 +352,6 @@ def stratified_batches(offsets, indices, data, n_labels, batch_sizes, seed, arit
         starts[b + 1] = starts[b] + batch_sizes[b]
     local_of = np.full(n_labels, -1, dtype=np.int32)
     part = np.empty(n, dtype=np.int32)
-    unit_size = np.empty(0, dtype=np.int64)
     # level 0: one segment, the columns of every label with positives
     ncols = 0
     for m in range(n_labels):
@@ -367,8 +374,6 @@ def stratified_batches(offsets, indices, data, n_labels, batch_sizes, seed, arit
     seg_c[0] = 0
     seg_c[1] = ncols
     n_seg = 1
-    r = np.empty(arity, dtype=np.float64)
-    targets = np.empty(arity, dtype=np.int64)
     bounds = np.empty(arity + 1, dtype=np.int64)
     fillu = np.empty(arity, dtype=np.int64)
     tmp = np.empty(n, dtype=np.int64)
@@ -399,28 +404,28 @@ def stratified_batches(offsets, indices, data, n_labels, batch_sizes, seed, arit
                 continue
             s = starts[b0]
             e = starts[b1]
-            units = order[s:e]
+            members = order[s:e]
             k = min(arity, nbs)
             for i in range(k + 1):
                 bounds[i] = b0 + (i * nbs) // k
             total = e - s
+            parts = Parts(np.empty(k, dtype=np.float64), np.empty(k, dtype=np.int64))
             for i in range(k):
-                targets[i] = starts[bounds[i + 1]] - starts[bounds[i]]
-                r[i] = targets[i] / total
-            got, _ = stratify_segment(offsets, indices, data, False, unit_size, units,
-                                      r[:k], targets[:k], METHOD_BALANCED, state, True,
-                                      local_of, part, cstart[c0:c1 + 1], cu, clab[c0:c1],
-                                      True)
+                parts.target[i] = starts[bounds[i + 1]] - starts[bounds[i]]
+                parts.r[i] = parts.target[i] / total
+            got, _ = stratify_segment(units, members, Cols(cstart[c0:c1 + 1], cu,
+                                                           clab[c0:c1], local_of),
+                                      parts, METHOD_BALANCED, True, state, part)
             # children's units: stable partition of the segment
             for i in range(k):
                 fillu[i] = starts[bounds[i]] - s
             for i in range(total):
-                u = units[i]
+                u = members[i]
                 j = part[u]
                 tmp[fillu[j]] = u
                 fillu[j] += 1
             for i in range(total):
-                units[i] = tmp[i]
+                members[i] = tmp[i]
             # children's columns: every column split by part (the counts are the
             # segment's assigned positives), child by child; none for a single batch
             ncs = c1 - c0
@@ -460,6 +465,7 @@ def stratified_batches(offsets, indices, data, n_labels, batch_sizes, seed, arit
     return order, starts
 
 
+
 @njit(cache=True)
 def _smallest(mvals, count):
     """Positions of the ``count`` smallest values (all ties of the last one included),
@@ -471,6 +477,22 @@ def _smallest(mvals, count):
         keep = np.arange(mvals.shape[0])
     order = np.argsort(mvals[keep], kind="mergesort")
     return keep[order]
+
+
+@njit(cache=True)
+def _move_change(offsets, indices, x, y, a, b, w, e, mark, d):
+    """``d`` plus the change of ``sum_l w_j e_jl^2`` when example ``x`` moves from part
+    ``a`` to part ``b`` and ``y`` the other way, from the labels of x that y lacks (the
+    shared ones cancel); ``mark`` is all False before and after."""
+    for p in range(offsets[y], offsets[y + 1]):
+        mark[indices[p]] = True
+    for p in range(offsets[x], offsets[x + 1]):
+        m = indices[p]
+        if not mark[m]:
+            d += w[a] * (1.0 - 2.0 * e[m, a]) + w[b] * (1.0 + 2.0 * e[m, b])
+    for p in range(offsets[y], offsets[y + 1]):
+        mark[indices[p]] = False
+    return d
 
 
 @njit(cache=True)
@@ -532,23 +554,8 @@ def refine_swaps(offsets, indices, part, r, e, passes):
                         break
                     x = xa[ox[t]]
                     y = yb[oy[t]]
-                    d = 0.0
-                    for p in range(offsets[y], offsets[y + 1]):
-                        mark[indices[p]] = True
-                    for p in range(offsets[x], offsets[x + 1]):
-                        m = indices[p]
-                        if not mark[m]:
-                            d += w[A] * (1.0 - 2.0 * e[m, A]) + w[B] * (1.0 + 2.0 * e[m, B])
-                    for p in range(offsets[y], offsets[y + 1]):
-                        mark[indices[p]] = False
-                    for p in range(offsets[x], offsets[x + 1]):
-                        mark[indices[p]] = True
-                    for p in range(offsets[y], offsets[y + 1]):
-                        m = indices[p]
-                        if not mark[m]:
-                            d += w[B] * (1.0 - 2.0 * e[m, B]) + w[A] * (1.0 + 2.0 * e[m, A])
-                    for p in range(offsets[x], offsets[x + 1]):
-                        mark[indices[p]] = False
+                    d = _move_change(offsets, indices, x, y, A, B, w, e, mark, 0.0)
+                    d = _move_change(offsets, indices, y, x, B, A, w, e, mark, d)
                     if d < -1e-9:
                         for p in range(offsets[x], offsets[x + 1]):
                             m = indices[p]
@@ -572,6 +579,22 @@ def refine_swaps(offsets, indices, part, r, e, passes):
 
 # ----------------------------------------------------------------------------- units
 @njit(cache=True)
+def _count_labels(offsets, indices, rows, acc, touched):
+    """Add the labels of ``rows`` to ``acc``; the labels new to it are listed in
+    ``touched`` (returns how many)."""
+    nt = 0
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        for p in range(offsets[i], offsets[i + 1]):
+            m = indices[p]
+            if acc[m] == 0:
+                touched[nt] = m
+                nt += 1
+            acc[m] += 1
+    return nt
+
+
+@njit(cache=True)
 def group_rows(offsets, indices, group_of, n_groups, n_labels):
     """Sum example rows into group rows: ``(offsets, labels, multiplicity, size)``."""
     n = offsets.shape[0] - 1
@@ -593,30 +616,14 @@ def group_rows(offsets, indices, group_of, n_groups, n_labels):
     out_off = np.zeros(n_groups + 1, dtype=np.int64)
     # first pass: distinct labels per group
     for g in range(n_groups):
-        nt = 0
-        for t in range(gstart[g], gstart[g + 1]):
-            i = members[t]
-            for p in range(offsets[i], offsets[i + 1]):
-                m = indices[p]
-                if acc[m] == 0:
-                    touched[nt] = m
-                    nt += 1
-                acc[m] += 1
+        nt = _count_labels(offsets, indices, members[gstart[g]:gstart[g + 1]], acc, touched)
         out_off[g + 1] = out_off[g] + nt
         for a in range(nt):
             acc[touched[a]] = 0
     out_idx = np.empty(out_off[n_groups], dtype=np.int32)
     out_mul = np.empty(out_off[n_groups], dtype=np.int32)
     for g in range(n_groups):
-        nt = 0
-        for t in range(gstart[g], gstart[g + 1]):
-            i = members[t]
-            for p in range(offsets[i], offsets[i + 1]):
-                m = indices[p]
-                if acc[m] == 0:
-                    touched[nt] = m
-                    nt += 1
-                acc[m] += 1
+        nt = _count_labels(offsets, indices, members[gstart[g]:gstart[g + 1]], acc, touched)
         sel = np.sort(touched[:nt])
         base = out_off[g]
         for a in range(nt):
@@ -723,194 +730,3 @@ def sample_pair_occurrences(offsets, indices, cum, n_draws, seed):
             la, lb = lb, la
         out[d] = (la << 32) | lb
     return out
-
-
-# ----------------------------------------------------------------------------- compat
-@njit(cache=True)
-def _mt_next(key, pos):
-    """MT19937 32-bit output with NumPy's ``RandomState`` state layout (key, pos)."""
-    if pos[0] >= 624:
-        for i in range(624):
-            y = (key[i] & uint32(0x80000000)) | (key[(i + 1) % 624] & uint32(0x7FFFFFFF))
-            v = key[(i + 397) % 624] ^ (y >> uint32(1))
-            if y & uint32(1):
-                v ^= uint32(0x9908B0DF)
-            key[i] = v
-        pos[0] = 0
-    y = key[pos[0]]
-    pos[0] += 1
-    y ^= y >> uint32(11)
-    y ^= (y << uint32(7)) & uint32(0x9D2C5680)
-    y ^= (y << uint32(15)) & uint32(0xEFC60000)
-    y ^= y >> uint32(18)
-    return y
-
-
-@njit(cache=True)
-def mt_choice(key, pos, n):
-    """``RandomState.choice(n)`` for 1 < n < 2**32 (masked rejection on 32-bit draws)."""
-    rng = uint64(n - 1)
-    mask = rng
-    mask |= mask >> uint64(1)
-    mask |= mask >> uint64(2)
-    mask |= mask >> uint64(4)
-    mask |= mask >> uint64(8)
-    mask |= mask >> uint64(16)
-    while True:
-        v = uint64(_mt_next(key, pos)) & mask
-        if v <= rng:
-            return np.int64(v)
-
-
-@njit(cache=True)
-def _tree_pull(tmin, tcnt, node):
-    a = 2 * node
-    b = a + 1
-    if tmin[a] < tmin[b]:
-        tmin[node] = tmin[a]
-        tcnt[node] = tcnt[a]
-    elif tmin[b] < tmin[a]:
-        tmin[node] = tmin[b]
-        tcnt[node] = tcnt[b]
-    else:
-        tmin[node] = tmin[a]
-        tcnt[node] = tcnt[a] + tcnt[b]
-
-
-@njit(cache=True)
-def iterstrat_compat(offsets, indices, n_labels, order, r, key, pos):
-    """iterative-stratification 0.1.9's ``IterativeStratification`` on ``y[order]``.
-
-    Returns the fold of every example (int32, indexed by example id, not position). ``key`` and
-    ``pos`` are the MT19937 state of the ``RandomState``, advanced in place exactly as the
-    package advances it (``choice`` only where there is a tie).
-    """
-    n = offsets.shape[0] - 1
-    k = r.shape[0]
-    L = n_labels
-    big = np.int64(1) << 62
-    # positions (rank in processing order) of the examples of every label, ascending
-    counts = np.zeros(L, dtype=np.int64)
-    for p in range(indices.shape[0]):
-        counts[indices[p]] += 1
-    col_off = np.empty(L + 1, dtype=np.int64)
-    col_off[0] = 0
-    for m in range(L):
-        col_off[m + 1] = col_off[m] + counts[m]
-    fill = col_off[:L].copy()
-    col = np.empty(indices.shape[0], dtype=np.int32)
-    for rank in range(n):
-        x = order[rank]
-        for p in range(offsets[x], offsets[x + 1]):
-            m = indices[p]
-            col[fill[m]] = rank
-            fill[m] += 1
-    c_folds = np.empty(k, dtype=np.float64)
-    for j in range(k):
-        c_folds[j] = r[j] * n
-    c_labels = np.empty((L, k), dtype=np.float64)
-    for m in range(L):
-        for j in range(k):
-            c_labels[m, j] = r[j] * np.float64(counts[m])
-    # segment tree over label ids: (min positive remaining count, how many attain it)
-    size = 1
-    while size < max(L, 1):
-        size *= 2
-    tmin = np.full(2 * size, big, dtype=np.int64)
-    tcnt = np.zeros(2 * size, dtype=np.int64)
-    rem = counts.copy()
-    for m in range(L):
-        if rem[m] > 0:
-            tmin[size + m] = rem[m]
-            tcnt[size + m] = 1
-    for node in range(size - 1, 0, -1):
-        _tree_pull(tmin, tcnt, node)
-    done = np.zeros(n, dtype=np.bool_)
-    fold = np.empty(n, dtype=np.int32)
-    dirty = np.zeros(L, dtype=np.bool_)
-    touched = np.empty(L, dtype=np.int64)
-    ties = np.empty(k, dtype=np.int64)
-    n_done = 0
-    while n_done < n:
-        if tmin[1] >= big:
-            # only examples without labels are left: most wanted size, ties random
-            for rank in range(n):
-                if done[rank]:
-                    continue
-                best = -np.inf
-                for j in range(k):
-                    if c_folds[j] > best:
-                        best = c_folds[j]
-                n_t = 0
-                for j in range(k):
-                    if c_folds[j] == best:
-                        ties[n_t] = j
-                        n_t += 1
-                j_sel = ties[0] if n_t == 1 else ties[mt_choice(key, pos, n_t)]
-                fold[order[rank]] = j_sel
-                c_folds[j_sel] -= 1
-                done[rank] = True
-                n_done += 1
-            break
-        target = tmin[1]
-        pick = 0
-        if tcnt[1] > 1:
-            pick = mt_choice(key, pos, tcnt[1])
-        node = 1
-        while node < size:
-            a = 2 * node
-            if tmin[a] == target:
-                if pick < tcnt[a]:
-                    node = a
-                    continue
-                pick -= tcnt[a]
-            node = a + 1
-        lab = node - size
-        nt = 0
-        for q in range(col_off[lab], col_off[lab + 1]):
-            rank = col[q]
-            if done[rank]:
-                continue
-            best = -np.inf
-            for j in range(k):
-                if c_labels[lab, j] > best:
-                    best = c_labels[lab, j]
-            n_t = 0
-            best2 = -np.inf
-            for j in range(k):
-                if c_labels[lab, j] == best:
-                    if c_folds[j] > best2:
-                        best2 = c_folds[j]
-                        n_t = 0
-                    if c_folds[j] == best2:
-                        ties[n_t] = j
-                        n_t += 1
-            j_sel = ties[0] if n_t == 1 else ties[mt_choice(key, pos, n_t)]
-            x = order[rank]
-            fold[x] = j_sel
-            done[rank] = True
-            n_done += 1
-            c_folds[j_sel] -= 1
-            for p in range(offsets[x], offsets[x + 1]):
-                m = indices[p]
-                c_labels[m, j_sel] -= 1
-                rem[m] -= 1
-                if not dirty[m]:
-                    dirty[m] = True
-                    touched[nt] = m
-                    nt += 1
-        for t in range(nt):
-            m = touched[t]
-            dirty[m] = False
-            node = size + m
-            if rem[m] > 0:
-                tmin[node] = rem[m]
-                tcnt[node] = 1
-            else:
-                tmin[node] = big
-                tcnt[node] = 0
-            node //= 2
-            while node >= 1:
-                _tree_pull(tmin, tcnt, node)
-                node //= 2
-    return fold

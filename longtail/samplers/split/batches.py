@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from longtail._core.checks import check_positive_int
 from longtail._core.rng import Stream, derive_seed
+from longtail._core.sampler import EpochSampler, labels_crc
 from longtail.samplers.split import _kernels as K
-from longtail._core.sampler import EpochSampler, check_positive_int, labels_crc
-from longtail.samplers.split.stratification import _EMPTY_I32, as_label_matrix
+from longtail.samplers.split.stratification import as_label_matrix
 
 __all__ = ["StratifiedBatchSampler"]
 
@@ -115,9 +116,8 @@ class StratifiedBatchSampler(EpochSampler):
         y = self.labels
         t = y.transpose()  # cached on the LabelMatrix
         order, starts = K.stratified_batches(
-            y.offsets, y.indices, _EMPTY_I32, y.n_labels, self._sizes,
-            np.uint64(self._epoch_seed(epoch)), split_arity(len(self._sizes)), t.offsets,
-            t.indices)
+            K.plain_units(y.offsets, y.indices), t.offsets, t.indices, self._sizes,
+            np.uint64(self._epoch_seed(epoch)), split_arity(len(self._sizes)))
         nb = self._sizes.shape[0]
         n_full = nb - 1 if self._has_partial else nb
         rng = np.random.default_rng(derive_seed(self.seed, epoch, Stream.STRATIFIED_BATCHES))

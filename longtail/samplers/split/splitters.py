@@ -36,7 +36,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from longtail._core.rng import derive_seed
+from longtail._core.checks import check_bool, check_int
+from longtail._core.rng import check_seed_like, derive_seed, random_state_from, seed_from
 from longtail.samplers.split.stratification import (
     _compat_parts,
     _group_index,
@@ -62,13 +63,6 @@ def _labels_of(y: Any, name: str = "y") -> Any:
 
     if y is None:
         raise ValueError(f"{name} (the multilabel targets) is required for stratification")
-    if isinstance(y, (list, tuple)):
-        try:
-            arr = np.asarray(y)
-        except ValueError:
-            arr = None
-        if arr is not None and arr.ndim == 2 and arr.dtype != object:
-            y = arr
     if isinstance(y, np.ndarray) and y.ndim == 1:
         if y.size and not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
             raise TypeError(f"a 1-D {name} must hold integer class ids, got dtype {y.dtype}")
@@ -82,7 +76,7 @@ def _labels_of(y: Any, name: str = "y") -> Any:
         ids = ids.reshape(-1).astype(np.int32)
         return as_label_matrix(LabelMatrix(np.arange(ids.size + 1, dtype=np.int64), ids,
                                            int(ids.max()) + 1 if ids.size else 0), name)
-    return as_label_matrix(y, name)
+    return as_label_matrix(y, name, lists="dense")
 
 
 def _num_samples(x: Any) -> int:
@@ -107,60 +101,21 @@ def _fold_pairs(folds: np.ndarray, n_splits: int
         yield np.flatnonzero(~test), np.flatnonzero(test)
 
 
-def seed_from(random_state: Any) -> int:
-    """A 63-bit seed from ``random_state``: an int (used as is), None (NumPy's global
-    RandomState, like scikit-learn), a RandomState or a Generator (one draw)."""
-    if random_state is None:
-        return int(np.random.randint(0, 2**63 - 1, dtype=np.int64))
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0, got {random_state!r}")
-        return int(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**63 - 1, dtype=np.int64))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63 - 1))
-    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator, "
-                     f"got {random_state!r}")
-
-
-def _check_random_state_arg(random_state: Any) -> None:
-    """Validate ``random_state`` at construction without drawing from it."""
-    if random_state is None or isinstance(random_state, (np.random.RandomState,
-                                                         np.random.Generator)):
-        return
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0, got {random_state!r}")
-        return
-    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator, "
-                     f"got {random_state!r}")
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _check_size_arg(name: str, v: Any) -> None:
-    """The part of the train/test size check that does not need n."""
+def _check_size(name: str, v: Any, n: int | None = None) -> Any:
+    """A train / test size: None, a float fraction in (0, 1) or an int count in [1, n)
+    (``n`` unknown at construction: >= 1)."""
     if v is None:
-        return
+        return None
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
                                                              np.floating)):
-        raise ValueError(f"{name} must be a float in (0, 1) or an int in [1, n), got {v!r}")
-    if isinstance(v, (float, np.floating)) and not 0.0 < float(v) < 1.0:
-        raise ValueError(f"{name}={v!r} must be in (0, 1) as a fraction")
-    if isinstance(v, (int, np.integer)) and v < 1:
-        raise ValueError(f"{name}={v!r} must be >= 1 as a count")
-
-
-def _check_n_splits(n_splits: Any, name: str = "n_splits", minimum: int = 2) -> int:
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) \
-            or n_splits < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {n_splits!r}")
-    return int(n_splits)
+        raise TypeError(f"{name} must be a float in (0, 1) or an int in [1, n), got {v!r}")
+    if isinstance(v, (float, np.floating)):
+        if not 0.0 < float(v) < 1.0:
+            raise ValueError(f"{name}={v!r} must be in (0, 1) as a fraction")
+    elif v < 1 or (n is not None and v >= n):
+        raise ValueError(f"{name}={v!r} must be in [1, {'n' if n is None else n}) as a count"
+                         + ("" if n is None else f" (n = {n} samples)"))
+    return v
 
 
 def _n_units(lm: Any, groups: Any) -> tuple[int, str]:
@@ -172,19 +127,8 @@ def _n_units(lm: Any, groups: Any) -> tuple[int, str]:
 
 def _train_test_sizes(n: int, test_size: Any, train_size: Any) -> tuple[int, int]:
     """scikit-learn's rule: float = fraction (test rounded up, train down), int = count."""
-    def check(name: str, v: Any) -> None:
-        if v is None:
-            return
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise ValueError(f"{name} must be a float in (0, 1) or an int in [1, n), got {v!r}")
-        if isinstance(v, (float, np.floating)):
-            if not 0.0 < float(v) < 1.0:
-                raise ValueError(f"{name}={v!r} must be in (0, 1) as a fraction")
-        elif not 1 <= int(v) < n:
-            raise ValueError(f"{name}={v!r} must be in [1, {n}) as a count (n = {n} samples)")
-
-    check("test_size", test_size)
-    check("train_size", train_size)
+    _check_size("test_size", test_size, n)
+    _check_size("train_size", train_size, n)
     if test_size is None and train_size is None:
         test_size = 0.1
     n_test = None if test_size is None else (
@@ -207,13 +151,31 @@ def _train_test_sizes(n: int, test_size: Any, train_size: Any) -> tuple[int, int
     return n_train, n_test
 
 
-def _repr(obj: Any, params: Sequence[str]) -> str:
-    args = ", ".join(f"{p}={getattr(obj, p)!r}" for p in sorted(params))
-    return f"{type(obj).__name__}({args})"
+class _Splitter:
+    """What the splitters share: the seed and method parameters, ``repr``, split count."""
+
+    _params: Sequence[str] = ()
+    n_splits: int
+
+    def _set_options(self, random_state: Any, order: int, method: str,
+                     compat: str | None) -> None:
+        """Check (drawing nothing) and keep ``random_state``, ``order``, ``method``,
+        ``compat``."""
+        self.random_state = check_seed_like(random_state, "random_state", allow_none=True)
+        self.order, self.method, self.compat = order, method, compat
+        check_options(order, method, compat, None)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in sorted(self._params))
+        return f"{type(self).__name__}({args})"
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Number of splits."""
+        return self.n_splits
 
 
 # ----------------------------------------------------------------------------- k-fold
-class MultilabelStratifiedKFold:
+class MultilabelStratifiedKFold(_Splitter):
     """Multilabel stratified k-fold cross-validator (iterative stratification).
 
     Parameters
@@ -241,23 +203,13 @@ class MultilabelStratifiedKFold:
     [[3, 3, 4], [3, 3, 4], [3, 3, 4]]
     """
 
+    _params = ("n_splits", "shuffle", "random_state", "order", "method", "compat")
+
     def __init__(self, n_splits: int = 5, shuffle: bool = True, random_state: Any = None,
                  order: int = 1, *, method: str = "balanced", compat: str | None = None) -> None:
-        self.n_splits = _check_n_splits(n_splits)
-        self.shuffle = _check_bool("shuffle", shuffle)
-        _check_random_state_arg(random_state)
-        self.random_state = random_state
-        self.order = order
-        self.method = method
-        self.compat = compat
-        check_options(order, method, compat, None)
-
-    def __repr__(self) -> str:
-        return _repr(self, ["n_splits", "shuffle", "random_state", "order", "method", "compat"])
-
-    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
-        """Number of splits (folds)."""
-        return self.n_splits
+        self.n_splits = check_int("n_splits", n_splits, 2)
+        self.shuffle = check_bool("shuffle", shuffle)
+        self._set_options(random_state, order, method, compat)
 
     def _folds(self, y: Any, groups: Any, random_state: Any) -> np.ndarray:
         check_options(self.order, self.method, self.compat, groups)
@@ -271,8 +223,8 @@ class MultilabelStratifiedKFold:
             return _compat_parts(lm, np.asarray([1 / k] * k), random_state, self.shuffle)
         r = np.full(k, 1.0 / k)
         return _stratify(lm, r, sizes_from_fractions(r, len(lm)), order=self.order,
-                         seed=seed_from(random_state), method=self.method, groups=groups,
-                         shuffle=self.shuffle)
+                         seed=seed_from(random_state, "random_state", allow_none=True),
+                         method=self.method, groups=groups, shuffle=self.shuffle)
 
     def split(self, X: Any, y: Any, groups: Any = None
               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -291,7 +243,7 @@ class MultilabelStratifiedKFold:
         yield from _fold_pairs(self._folds(lm, groups, self.random_state), self.n_splits)
 
 
-class RepeatedMultilabelStratifiedKFold:
+class RepeatedMultilabelStratifiedKFold(_Splitter):
     """Repeats :class:`MultilabelStratifiedKFold` ``n_repeats`` times, reshuffled each time.
 
     Parameters
@@ -315,20 +267,13 @@ class RepeatedMultilabelStratifiedKFold:
     (6, 6)
     """
 
+    _params = ("n_splits", "n_repeats", "random_state", "order", "method", "compat")
+
     def __init__(self, n_splits: int = 5, n_repeats: int = 10, random_state: Any = None,
                  order: int = 1, *, method: str = "balanced", compat: str | None = None) -> None:
-        self.n_splits = _check_n_splits(n_splits)
-        self.n_repeats = _check_n_splits(n_repeats, "n_repeats", 1)
-        _check_random_state_arg(random_state)
-        self.random_state = random_state
-        self.order = order
-        self.method = method
-        self.compat = compat
-        check_options(order, method, compat, None)
-
-    def __repr__(self) -> str:
-        return _repr(self, ["n_splits", "n_repeats", "random_state", "order", "method",
-                            "compat"])
+        self.n_splits = check_int("n_splits", n_splits, 2)
+        self.n_repeats = check_int("n_repeats", n_repeats, 1)
+        self._set_options(random_state, order, method, compat)
 
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         """Number of splits: ``n_splits * n_repeats``."""
@@ -340,12 +285,10 @@ class RepeatedMultilabelStratifiedKFold:
         cv = MultilabelStratifiedKFold(self.n_splits, shuffle=True, order=self.order,
                                        method=self.method, compat=self.compat)
         if self.compat is not None:
-            from longtail.samplers.split.stratification import _check_random_state
-
-            rng: Any = _check_random_state(self.random_state)
+            rng: Any = random_state_from(self.random_state)
             states: Iterator[Any] = itertools.repeat(rng, self.n_repeats)
         else:
-            base = seed_from(self.random_state)
+            base = seed_from(self.random_state, "random_state", allow_none=True)
             # one seed per repetition, made when it is reached (never a list of n_repeats)
             states = (derive_seed(base, rep) >> 1 for rep in range(self.n_repeats))
         lm = _labels_of(y)
@@ -355,7 +298,7 @@ class RepeatedMultilabelStratifiedKFold:
 
 
 # ----------------------------------------------------------------------------- shuffle split
-class MultilabelStratifiedShuffleSplit:
+class MultilabelStratifiedShuffleSplit(_Splitter):
     """Stratified random train/test splits, ``n_splits`` times.
 
     Parameters
@@ -381,28 +324,16 @@ class MultilabelStratifiedShuffleSplit:
     [(20, 10), (20, 10)]
     """
 
+    _params = ("n_splits", "test_size", "train_size", "random_state", "order", "method",
+               "compat")
+
     def __init__(self, n_splits: int = 10, test_size: float | int | None = None,
                  train_size: float | int | None = None, random_state: Any = None,
                  order: int = 1, *, method: str = "balanced", compat: str | None = None) -> None:
-        self.n_splits = _check_n_splits(n_splits, "n_splits", 1)
-        _check_size_arg("test_size", test_size)
-        _check_size_arg("train_size", train_size)
-        _check_random_state_arg(random_state)
-        self.test_size = test_size
-        self.train_size = train_size
-        self.random_state = random_state
-        self.order = order
-        self.method = method
-        self.compat = compat
-        check_options(order, method, compat, None)
-
-    def __repr__(self) -> str:
-        return _repr(self, ["n_splits", "test_size", "train_size", "random_state", "order",
-                            "method", "compat"])
-
-    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
-        """Number of splits."""
-        return self.n_splits
+        self.n_splits = check_int("n_splits", n_splits, 1)
+        self.test_size = _check_size("test_size", test_size)
+        self.train_size = _check_size("train_size", train_size)
+        self._set_options(random_state, order, method, compat)
 
     def split(self, X: Any, y: Any, groups: Any = None
               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -419,15 +350,13 @@ class MultilabelStratifiedShuffleSplit:
             if units < 2:
                 raise ValueError(f"groups: {units} group cannot be split into train and test")
         if self.compat is not None:
-            from longtail.samplers.split.stratification import _check_random_state
-
-            rng = _check_random_state(self.random_state)
+            rng = random_state_from(self.random_state)
             r = sizes / (n_train + n_test + rest)
             for _ in range(self.n_splits):
                 parts = _compat_parts(lm, r, rng, True)
                 yield np.flatnonzero(parts == 0), np.flatnonzero(parts == 1)
             return
-        base = seed_from(self.random_state)
+        base = seed_from(self.random_state, "random_state", allow_none=True)
         r = sizes / float(n)
         for i in range(self.n_splits):
             parts = _stratify(lm, r, sizes, order=self.order, seed=derive_seed(base, i) >> 1,
@@ -503,7 +432,7 @@ def multilabel_train_test_split(
     >>> X_te.shape, Y_te.sum(0).tolist()
     ((2, 2), [1, 1])
     """
-    _check_bool("shuffle", shuffle)
+    check_bool("shuffle", shuffle)
     cv = MultilabelStratifiedShuffleSplit(1, test_size=test_size, train_size=train_size,
                                           random_state=random_state, order=order,
                                           method=method, compat=compat)
@@ -520,8 +449,8 @@ def multilabel_train_test_split(
         rest = n - n_train - n_test
         sizes = np.array([n_train, n_test] + ([rest] if rest else []), dtype=np.int64)
         parts = _stratify(lm, sizes / float(n), sizes, order=order,
-                          seed=seed_from(random_state), method=method, groups=groups,
-                          shuffle=False)
+                          seed=seed_from(random_state, "random_state", allow_none=True),
+                          method=method, groups=groups, shuffle=False)
         train, test = np.flatnonzero(parts == 0), np.flatnonzero(parts == 1)
     if not arrays:
         return [train, test]
