@@ -2,7 +2,8 @@
 
 Run: ``flock /tmp/longtail-bench.lock .venv/bin/python benchmarks/bench_metrics.py``
 (``--sizes 5000 20000``, ``--repeats 3``, ``--no-anchor-micro`` to skip the slow
-anchor micro runs, ``--micro-rows 80000`` for the large exact micro-AP run, 0 to skip).
+anchor micro runs, ``--micro-rows 80000`` for the large exact micro-AP run, 0 to skip;
+``--quick``: ours and the scikit-learn macro anchor only, about two minutes).
 
 Data (same for everyone, in the same process): 7,900 labels, prevalence 1.1%..15%
 (``0.011 + 0.139 u^20``: most labels near 1-2%, a tail of frequent ones, ~140 labels per
@@ -31,8 +32,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _util import fmt_s, run_python, table  # noqa: E402
 
-from longtail.metrics import _kernels as K  # noqa: E402
 from longtail import metrics as M  # noqa: E402
+from longtail._core.checks import freeze  # noqa: E402
+from longtail.metrics import _kernels as K  # noqa: E402
+from longtail.metrics._inputs import as_labels, score_bits  # noqa: E402
 
 N_LABELS = 7900
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -143,8 +146,9 @@ def have_torchmetrics() -> bool:
 def independent_micro(y: np.ndarray, s: np.ndarray) -> float:
     """Micro AP by another exact route: one sort of all N*C keys (memory ~4 B per
     entry) and the per-label kernel run on the flattened matrix as a single column."""
-    bits = M._score_bits(s)
-    offsets, indices = M._targets_csr(y, *bits.shape)
+    bits = score_bits(s)
+    labels = as_labels(y, *bits.shape)
+    offsets, indices = labels.offsets, labels.indices
     flat = bits.reshape(-1)
     keys = np.empty(flat.shape[0], dtype=np.uint32)
     K.keys_1d(flat, keys)
@@ -153,8 +157,8 @@ def independent_micro(y: np.ndarray, s: np.ndarray) -> float:
     K.csr_pos_keys(bits, offsets, indices, 0, pos, 0)
     pos.sort()
     out = np.empty(1)
-    K.block_ap(keys.reshape(1, -1), 0, M._readonly(pos.astype(np.uint64)),
-               M._readonly(np.array([0, pos.shape[0]], dtype=np.int64)), out)
+    K.block_ap(keys.reshape(1, -1), 0, freeze(pos.astype(np.uint64)),
+               freeze(np.array([0, pos.shape[0]], dtype=np.int64)), out)
     return float(out[0])
 
 
@@ -192,7 +196,11 @@ def main() -> None:
     ap.add_argument("--no-anchor-micro", action="store_true")
     ap.add_argument("--micro-rows", type=int, default=80000)
     ap.add_argument("--n-jobs", type=int, default=2, help="extra row for ours with threads")
+    ap.add_argument("--quick", action="store_true",
+                    help="no anchor micro runs, no 80,000-row run, no torchmetrics")
     args = ap.parse_args()
+    if args.quick:
+        args.no_anchor_micro, args.micro_rows = True, 0
     rows: list[tuple[tuple[int, str, int], list[str]]] = []
     ours_s: dict[tuple[int, str], tuple[float, float]] = {}
 
@@ -247,7 +255,9 @@ def main() -> None:
         del y, s
         gc.collect()
     # phase 3: torchmetrics, if installed
-    if have_torchmetrics():
+    if args.quick:
+        print("--quick: torchmetrics not measured")
+    elif have_torchmetrics():
         for n in args.sizes:
             y, s = make_data(n)
             mat = s.nbytes

@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from longtail._core.checks import check_bool, check_choice, check_number, check_positive_int
 
 __all__ = [
     "per_example_loss",
@@ -92,50 +93,28 @@ def _first_bad(mask: Tensor) -> tuple[int, ...]:
 
 
 def _check_reduction(reduction: str, sample_reduction: str) -> None:
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if not isinstance(sample_reduction, str) or sample_reduction not in _SAMPLE_REDUCTIONS:
-        raise ValueError(
-            f"sample_reduction must be one of {_SAMPLE_REDUCTIONS}, got {sample_reduction!r}")
-
-
-def _check_flag(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+    check_choice("reduction", reduction, _REDUCTIONS)
+    check_choice("sample_reduction", sample_reduction, _SAMPLE_REDUCTIONS)
 
 
 def _real(value: Any, name: str, *, lo: float | None = None, hi: float | None = None,
-          lo_open: bool = False, hi_open: bool = False, none_ok: bool = False,
-          rule: str | None = None) -> float | None:
+          lo_open: bool = False, hi_open: bool = False, none_ok: bool = False) -> float | None:
     """A real hyper-parameter as a Python float: finite, within float32, in range.
 
-    ``lo``/``hi`` bound it (open with ``lo_open``/``hi_open``). A one-element tensor is
-    read with ``.item()``. TypeError/ValueError name the argument and the value.
+    :func:`longtail._core.checks.check_number` with ``lo``/``hi`` (open with
+    ``lo_open``/``hi_open``); a one-element tensor is read with ``.item()``.
+    TypeError/ValueError name the argument and the value.
     """
     if value is None and none_ok:
         return None
-    shown = value
     if isinstance(value, Tensor):
         if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
             raise TypeError(f"{name} must be a real number, got a tensor of shape "
                             f"{tuple(value.shape)} and dtype {value.dtype}")
         value = value.item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {shown!r} "
-                        f"({type(shown).__name__})")
-    try:
-        v = float(value)
-    except OverflowError:
-        v = math.inf
-    if not math.isfinite(v) or abs(v) > _F32_MAX:
-        raise ValueError(f"{name} must be finite (within float32), got {shown!r}")
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        rule = rule or f"{'>' if lo_open else '>='} {lo:g}"
-        raise ValueError(f"{name} must be {rule}, got {shown!r}")
-    if hi is not None and (v > hi or (hi_open and v == hi)):
-        rule = rule or f"{'<' if hi_open else '<='} {hi:g}"
-        raise ValueError(f"{name} must be {rule}, got {shown!r}")
+    v = check_number(name, value, lo, hi, low_open=lo_open, high_open=hi_open)
+    if abs(v) > _F32_MAX:
+        raise ValueError(f"{name} must be finite (within float32), got {value!r}")
     return v
 
 
@@ -180,7 +159,7 @@ def _prepare(logits: Tensor, targets: Tensor, validate: bool) -> tuple[Tensor, T
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
     if not isinstance(targets, Tensor):
         raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
-    _check_flag(validate, "validate")
+    check_bool("validate", validate)
     if logits.layout != torch.strided or targets.layout != torch.strided:
         raise TypeError(f"logits and targets must be dense tensors, got {logits.layout}, "
                         f"{targets.layout}")
@@ -322,9 +301,7 @@ def per_example_loss(loss: Tensor, targets: Tensor | None = None,
         raise TypeError(f"loss must be floating point, got {loss.dtype}")
     if loss.dim() != 2:
         raise ValueError(f"loss must have shape [B, C], got {tuple(loss.shape)}")
-    if not isinstance(reduction, str) or reduction not in _SAMPLE_REDUCTIONS:
-        raise ValueError(
-            f"reduction must be one of {_SAMPLE_REDUCTIONS}, got {reduction!r}")
+    check_choice("reduction", reduction, _SAMPLE_REDUCTIONS)
     if targets is not None and not isinstance(targets, Tensor):
         raise TypeError(f"targets must be a torch.Tensor or None, got {type(targets).__name__}")
     if targets is not None and targets.is_complex():
@@ -426,15 +403,18 @@ def sigmoid_focal_loss(logits: Tensor, targets: Tensor, alpha: float | None = 0.
 
 
 def _focal_params(alpha: Any, gamma: Any) -> tuple[float | None, float]:
-    alpha = _real(alpha, "alpha", hi=1.0, none_ok=True,  # < 0 disables, as torchvision
-                  rule="in [0, 1] (or negative/None to disable)")
+    try:  # a negative alpha (or None) disables the weighting, as in torchvision
+        alpha = _real(alpha, "alpha", hi=1.0, none_ok=True)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (alpha in [0, 1] weights the positives; a negative alpha "
+                         "or None disables it)") from None
     gamma = _real(gamma, "gamma", lo=0.0)
     return alpha, gamma
 
 
 def _asl_params(gamma_pos: Any, gamma_neg: Any, clip: Any) -> tuple[float, float, float]:
     return (_real(gamma_pos, "gamma_pos", lo=0.0), _real(gamma_neg, "gamma_neg", lo=0.0),
-            _real(clip, "clip", lo=0.0, hi=1.0, hi_open=True, rule="in [0, 1)"))
+            _real(clip, "clip", lo=0.0, hi=1.0, hi_open=True))
 
 
 def asymmetric_loss(logits: Tensor, targets: Tensor, gamma_pos: float = 0.0,
@@ -524,8 +504,8 @@ def class_balanced_weights(counts: TensorLike, beta: float = 0.999, *,
     >>> class_balanced_weights([1, 10, 100], beta=0.9)
     tensor([2.3932, 0.3674, 0.2393])
     """
-    beta = _real(beta, "beta", lo=0.0, hi=1.0, hi_open=True, rule="in [0, 1)")
-    normalize = _check_flag(normalize, "normalize")
+    beta = _real(beta, "beta", lo=0.0, hi=1.0, hi_open=True)
+    normalize = check_bool("normalize", normalize)
     device = counts.device if isinstance(counts, Tensor) else None
     n = _as_real_tensor(counts, "counts", torch.float64, device)
     if n.dim() != 1 or n.shape[0] == 0:
@@ -573,13 +553,11 @@ def _logit_adjustment(prior: TensorLike, tau: float, x: Tensor) -> Tensor:
 def _db_params(n_samples: Any, alpha: Any, beta: Any, mu: Any, kappa: Any, neg_scale: Any,
                ref_cardinality: Any) -> tuple[int, tuple]:
     """Checked hyper-parameters of :func:`distribution_balanced_loss`."""
-    if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral):
-        raise TypeError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if not 1 <= n_samples <= 2**53:
-        raise ValueError(f"n_samples must be a positive integer (at most 2**53), "
-                         f"got {n_samples!r}")
+    n_samples = check_positive_int("n_samples", n_samples)
+    if n_samples > 2**53:
+        raise ValueError(f"n_samples must be at most 2**53, got {n_samples!r}")
     tiny = float(torch.finfo(torch.float32).tiny)
-    return int(n_samples), (
+    return n_samples, (
         _real(alpha, "alpha", lo=0.0), _real(beta, "beta", lo=0.0), _real(mu, "mu"),
         _real(kappa, "kappa", lo=0.0), _real(neg_scale, "neg_scale", lo=tiny),
         _real(ref_cardinality, "ref_cardinality", lo=tiny, none_ok=True))
@@ -732,7 +710,7 @@ class _LossModule(nn.Module):
         _check_reduction(reduction, sample_reduction)
         self.reduction = reduction
         self.sample_reduction = sample_reduction
-        self.validate = _check_flag(validate, "validate")
+        self.validate = check_bool("validate", validate)
         pw = None
         if pos_weight is not None:
             pw = _as_real_tensor(pos_weight, "pos_weight", torch.float32, None

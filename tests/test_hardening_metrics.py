@@ -17,7 +17,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-from longtail.metrics import _kernels as K
 from longtail import losses as L
 from longtail import metrics as M
 
@@ -111,20 +110,11 @@ def _tamper(m, attr, value):
     (lambda: _tamper(sp.csr_matrix(np.eye(3)), "data", np.array(["a", "b", "c"])),
      r"targets must be 0/1"),
     (lambda: sp.coo_matrix((np.ones(2), ([0, 0], [1, 1])), shape=(3, 3)),
-     r"targets must contain only 0 and 1; found 2.0 at row 0, label 1"),
+     r"targets: value 2.0 at row 0, label 1: entries must be 0 or 1"),
 ])
 def test_tampered_scipy_targets_are_errors_not_crashes(make, match):
     with pytest.raises(BAD, match=match):
         M.average_precision(make(), S33)
-
-
-def test_dense_fill_kernel_never_writes_past_a_row_that_changed():
-    flat = np.ones(16, dtype=np.uint8)
-    flat.flags.writeable = False
-    words = flat.view(np.uint64)
-    counts = np.zeros(3, dtype=np.int64)  # counted as all-zero rows: 0 slots + 8 slack
-    slack = np.full(8, -1, dtype=np.int32)
-    assert K.dense_nonzero(flat, words, 0, 8, 0, counts, slack, counts.copy()) == 0
 
 
 # ---------------------------------------------------------------------------------
@@ -196,9 +186,9 @@ def test_other_arguments_are_checked_by_type():
         M.average_precision(y, S33, n_jobs=2.0)
     with pytest.raises(TypeError, match="n_jobs must be a positive integer, got True"):
         M.tune_thresholds(y, S33, n_jobs=True)
-    with pytest.raises(ValueError, match="average must be"):
+    with pytest.raises(TypeError, match="average must be"):
         M.average_precision(y, S33, average=np.array(["macro"]))
-    with pytest.raises(ValueError, match="objective must be"):
+    with pytest.raises(TypeError, match="objective must be"):
         M.tune_thresholds(y, S33, objective=["f1"])
     with pytest.raises(TypeError, match="thresholds must be real numbers"):
         M.apply_thresholds(S33, ["0.5"] * 3)
@@ -534,7 +524,7 @@ def test_random_bad_hyper_parameters_of_every_loss(case):
 
 
 def test_asymmetric_loss_gamma_inf_is_rejected_not_nan():
-    with pytest.raises(ValueError, match=r"gamma_neg must be finite .* got inf"):
+    with pytest.raises(ValueError, match=r"gamma_neg must be finite, got inf"):
         L.asymmetric_loss(X, T, gamma_neg=math.inf)
     with pytest.raises(ValueError, match=r"gamma_neg must be finite"):
         L.AsymmetricLoss(gamma_neg=math.inf)

@@ -1,4 +1,3 @@
-import os
 import pickle
 
 import numpy as np
@@ -164,6 +163,70 @@ def test_from_scipy_and_dense_roundtrip():
     np.testing.assert_array_equal(LabelMatrix.from_dense(dense).multi_hot_numpy(), dense)
     np.testing.assert_array_equal(LabelMatrix.from_dense(torch.tensor(dense).bool()).multi_hot_numpy(), dense)
     np.testing.assert_array_equal(LabelMatrix.from_scipy(sp.csc_array(dense)).multi_hot_numpy(), dense)
+
+
+@given(st.integers(1, 40), st.integers(1, 21), st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+       st.sampled_from(["float32", "float64", "float16", "int64", "int8", "uint8", "bool",
+                        "bool-bytes", "fortran", "strided", "torch-bf16"]),
+       st.integers(1, 64), st.integers(0, 2**32 - 1))
+def test_from_dense_matches_nonzero_in_any_chunking(n, c, p, kind, chunk, seed):
+    """The byte-wise two-pass path equals np.nonzero for every dtype and layout, and
+    for any row chunking (a chunk of ``chunk`` entries: several rows or one)."""
+    import longtail.datasets.label_matrix as lm
+
+    ref = np.random.default_rng(seed).random((n, c)) < p
+    if kind == "bool-bytes":  # bool bytes other than 0 and 1 are true, as in numpy
+        a = ref.copy()
+        a.view(np.uint8)[a] = 7
+    elif kind == "fortran":
+        a = np.asfortranarray(ref.astype(np.float32))
+    elif kind == "strided":
+        a = np.repeat(ref.astype(np.int32), 3, axis=1)[:, ::3]
+    elif kind == "torch-bf16":
+        a = torch.from_numpy(ref).to(torch.bfloat16)
+    else:
+        a = ref.astype(kind)
+    old = lm._DENSE_CHUNK
+    lm._DENSE_CHUNK = chunk
+    try:
+        y = LabelMatrix.from_dense(a)
+    finally:
+        lm._DENSE_CHUNK = old
+    rows, cols = np.nonzero(ref)
+    assert y.shape == (n, c) and y.indices.dtype == np.int32
+    np.testing.assert_array_equal(y.indices, cols)
+    np.testing.assert_array_equal(y.row_lengths(), np.bincount(rows, minlength=n))
+
+
+def test_from_dense_names_the_first_bad_entry_in_a_later_chunk():
+    import longtail.datasets.label_matrix as lm
+
+    a = np.zeros((10, 3), dtype=np.float32)
+    a[7, 2], a[8, 0] = 0.5, 2.0
+    old, lm._DENSE_CHUNK = lm._DENSE_CHUNK, 6  # two rows per chunk
+    try:
+        with pytest.raises(ValueError, match="value 0.5 at row 7, label 2: entries must be 0"):
+            LabelMatrix.from_dense(a)
+        b = np.eye(5, 3, dtype=np.int16)
+        b[4, 0] = -1
+        with pytest.raises(ValueError, match="value -1 at row 4, label 0"):
+            LabelMatrix.from_dense(b)
+    finally:
+        lm._DENSE_CHUNK = old
+    with pytest.raises(TypeError, match="numeric or bool"):
+        LabelMatrix.from_dense(np.array([["a", "b"]]))
+    assert LabelMatrix.from_dense(np.zeros((2, 0))).shape == (2, 0)
+
+
+def test_dense_fill_kernel_never_writes_past_a_row_that_changed():
+    from longtail.datasets import _kernels as K
+
+    flat = np.ones(16, dtype=np.uint8)
+    flat.flags.writeable = False
+    words = flat.view(np.uint64)
+    counts = np.zeros(3, dtype=np.int64)  # counted as all-zero rows: 0 slots + 8 slack
+    slack = np.full(8, -1, dtype=np.int32)
+    assert K.dense_nonzero(flat, words, 0, 8, 0, counts, slack, counts.copy()) == 0
 
 
 def test_scipy_duplicates_need_canonicalize():

@@ -464,7 +464,8 @@ def test_bad_inputs():
         L.bce_with_logits(x, y, weight=-torch.ones(3))
     with pytest.raises(ValueError, match="gamma must be >= 0"):
         L.sigmoid_focal_loss(x, y, gamma=-1)
-    with pytest.raises(ValueError, match="alpha must be in"):
+    with pytest.raises(ValueError,
+                       match=r"alpha must be <= 1, got 1.5 \(.*a negative alpha or None disables"):
         L.sigmoid_focal_loss(x, y, alpha=1.5)
     with pytest.raises(ValueError, match="clip must be in"):
         L.asymmetric_loss(x, y, clip=1.0)

@@ -84,7 +84,8 @@ def test_ap_scipy_sparse_targets():
                                                                    abs=1e-12)
     bad = m.copy()
     bad.data[0] = 3
-    with pytest.raises(ValueError, match="targets must contain only 0 and 1; found 3"):
+    with pytest.raises(ValueError,
+                       match=r"targets: value 3 at row 0, label 3: entries must be 0 or 1"):
         M.average_precision(bad, s)
     assert M.prediction_ratio(m, m).overall == 1.0
 
@@ -124,8 +125,12 @@ def test_ap_signed_zeros_and_infinities_are_ordered_like_floats():
 def test_ap_many_blocks_and_chunks(monkeypatch, n_jobs):
     # small blocks / chunks so the block loop, the micro merge and the row chunks of
     # the target conversion all run several times
-    monkeypatch.setattr(M, "_BLOCK_COLS", 7)
-    monkeypatch.setattr(M, "_CHUNK_ELEMS", 1000)
+    import longtail.datasets.label_matrix as lm
+    from longtail.metrics import _blocks, _inputs
+
+    monkeypatch.setattr(_blocks, "BLOCK_COLS", 7)
+    monkeypatch.setattr(_inputs, "CHUNK_ELEMS", 1000)
+    monkeypatch.setattr(lm, "_DENSE_CHUNK", 1000)
     rng = np.random.default_rng(1)
     n, c = 800, 37
     prev = 0.01 + 0.2 * rng.random(c)
@@ -202,34 +207,29 @@ def brute_best_f1(y, s):
     return best
 
 
+@pytest.mark.parametrize("objective", ["f1", "match_count"])
 @given(problems(max_n=25, max_c=4))
-def test_tune_thresholds_f1_is_optimal(problem):
+def test_tune_thresholds_are_optimal(objective, problem):
+    """f1: each label's F1 is the best any threshold gives, at a positive's score;
+    match_count: each label's predicted count is the achievable one nearest its count."""
     y, s = problem
-    thr = M.tune_thresholds(y, s, "f1")
+    thr = M.tune_thresholds(y, s, objective)
     pred = M.apply_thresholds(s, thr)
     for c in range(y.shape[1]):
-        if y[:, c].sum() == 0:
-            assert thr[c] == np.inf and not pred[:, c].any()
-            continue
-        tp = np.sum(pred[:, c] & (y[:, c] == 1))
-        f1 = 2 * tp / (pred[:, c].sum() + y[:, c].sum())
-        assert f1 == pytest.approx(brute_best_f1(y[:, c], s[:, c]), abs=1e-12)
-        assert thr[c] in set(s[y[:, c] == 1, c].astype(np.float64))
-
-
-@given(problems(max_n=25, max_c=4))
-def test_tune_thresholds_match_count_is_nearest(problem):
-    y, s = problem
-    thr = M.tune_thresholds(y, s, "match_count")
-    pred = M.apply_thresholds(s, thr)
-    for c in range(y.shape[1]):
-        npos = y[:, c].sum()
+        yc, sc, pc = y[:, c], s[:, c], pred[:, c]
+        npos = yc.sum()
         if npos == 0:
-            assert not pred[:, c].any()
+            assert thr[c] == np.inf and not pc.any()
             continue
-        achievable = {int((s[:, c] >= t).sum()) for t in np.unique(s[:, c])} | {0}
-        best = min(abs(k - npos) for k in achievable)
-        assert abs(int(pred[:, c].sum()) - npos) == best
+        if objective == "f1":
+            tp = np.sum(pc & (yc == 1))
+            f1 = 2 * tp / (pc.sum() + npos)
+            assert f1 == pytest.approx(brute_best_f1(yc, sc), abs=1e-12)
+            assert thr[c] in set(sc[yc == 1].astype(np.float64))
+        else:
+            achievable = {int((sc >= t).sum()) for t in np.unique(sc)} | {0}
+            best = min(abs(k - npos) for k in achievable)
+            assert abs(int(pc.sum()) - npos) == best
 
 
 def test_apply_thresholds_numpy_and_torch():
@@ -351,11 +351,12 @@ def test_bad_inputs():
         M.precision_at_k(y, np.array([[0.1, np.nan], [0.3, 0.4]]), k=1)
     with pytest.raises(ValueError, match="scores contains NaN"):
         M.tune_thresholds(y, np.array([[0.1, np.nan], [0.3, 0.4]]))
-    with pytest.raises(ValueError, match=r"targets must contain only 0 and 1; found 2 at row 1, label 1"):
+    with pytest.raises(ValueError,
+                       match=r"targets: value 2 at row 1, label 1: entries must be 0 or 1"):
         M.average_precision(np.array([[1, 0], [0, 2]]), s)
-    with pytest.raises(ValueError, match=r"found -1 at row 0, label 1"):
+    with pytest.raises(ValueError, match=r"value -1 at row 0, label 1"):
         M.average_precision(np.array([[1, -1], [0, 1]]), s)
-    with pytest.raises(ValueError, match=r"found 0\.5 at row 0, label 0"):
+    with pytest.raises(ValueError, match=r"value 0\.5 at row 0, label 0"):
         M.average_precision(np.array([[0.5, 0], [0, 1]]), s)
     with pytest.raises(ValueError, match="scores is empty"):
         M.average_precision(np.zeros((0, 2)), np.zeros((0, 2)))
@@ -375,7 +376,8 @@ def test_bad_inputs():
         M.average_precision(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match=r"targets has shape \(3, 2\) but scores have shape \(2, 2\)"):
         M.average_precision(LabelMatrix.from_dense(np.eye(3, 2, dtype=int)), s)
-    with pytest.raises(ValueError, match="predictions must contain only 0 and 1"):
+    with pytest.raises(ValueError,
+                       match="predictions: value 3 at row 0, label 0: entries must be 0 or 1"):
         M.prediction_ratio(y, np.array([[3, 0], [0, 1]]))
     with pytest.raises(ValueError, match=r"pos_weight must be positive and finite; got -2\.0"):
         M.MetricAccumulator(pos_weight=[1.0, -2.0])
@@ -406,3 +408,7 @@ def test_each_kernel_compiles_once_whatever_the_input_types():
                 if hasattr(f, "signatures") and f.signatures}
     assert len(compiled) >= 10
     assert all(v == 1 for v in compiled.values()), compiled
+    # dense targets become a LabelMatrix through one kernel too, whatever their dtype
+    from longtail.datasets import _kernels as DK
+
+    assert len(DK.dense_nonzero.signatures) == 1, DK.dense_nonzero.signatures

@@ -74,15 +74,23 @@ label_rows = st.integers(min_value=1, max_value=12).flatmap(
                  min_size=1, max_size=40)))
 
 
+def _weigh(data, method, **params):
+    """``(rows, weights)`` of a drawn label matrix, or None where every example would get
+    weight 0 (no example has labels and ``empty_weight=0``: an error, tested below)."""
+    L, rows = data
+    if not any(rows) and params.get("empty_weight", 1.0) == 0.0:
+        return None
+    return rows, sample_weights(LabelMatrix.from_lists(rows, n_labels=L), method, **params)
+
+
 @given(label_rows, st.sampled_from(["mean", "max", "sum", "rarest"]),
        st.floats(0.0, 3.0), st.floats(0.0, 2.0))
 def test_inverse_frequency_matches_reference(data, agg, power, empty_weight):
-    L, rows = data
-    if not any(rows) and empty_weight == 0.0:
+    got = _weigh(data, "inverse_frequency", power=power, agg=agg, empty_weight=empty_weight)
+    if got is None:
         return
-    y = LabelMatrix.from_lists(rows, n_labels=L)
-    w = sample_weights(y, "inverse_frequency", power=power, agg=agg, empty_weight=empty_weight)
-    ref = _ref_label_method(rows, L, lambda n: float(n) ** -power, agg, empty_weight)
+    rows, w = got
+    ref = _ref_label_method(rows, data[0], lambda n: float(n) ** -power, agg, empty_weight)
     assert w.dtype == np.float64 and w.shape == (len(rows),)
     np.testing.assert_allclose(w, ref, rtol=1e-10)
 
@@ -90,21 +98,19 @@ def test_inverse_frequency_matches_reference(data, agg, power, empty_weight):
 @given(label_rows, st.sampled_from(["mean", "max", "sum", "rarest"]),
        st.sampled_from([0.0, 0.5, 0.9, 0.999, 0.9999]))
 def test_effective_number_matches_reference(data, agg, beta):
-    L, rows = data
-    y = LabelMatrix.from_lists(rows, n_labels=L)
-    w = sample_weights(y, "effective_number", beta=beta, agg=agg)
-    ref = _ref_label_method(rows, L, lambda n: (1 - beta) / (1 - beta ** n), agg, 1.0)
+    rows, w = _weigh(data, "effective_number", beta=beta, agg=agg)
+    ref = _ref_label_method(rows, data[0], lambda n: (1 - beta) / (1 - beta ** n), agg, 1.0)
     np.testing.assert_allclose(w, ref, rtol=1e-9)
 
 
 @given(label_rows, st.floats(1e-4, 1.0), st.booleans(), st.floats(0.0, 3.0))
 def test_repeat_factor_matches_reference(data, t, sqrt, empty_weight):
-    L, rows = data
-    if not any(rows) and empty_weight == 0.0:
+    got = _weigh(data, "repeat_factor", threshold=t, sqrt=sqrt, empty_weight=empty_weight)
+    if got is None:
         return
-    y = LabelMatrix.from_lists(rows, n_labels=L)
-    w = sample_weights(y, "repeat_factor", threshold=t, sqrt=sqrt, empty_weight=empty_weight)
-    np.testing.assert_allclose(w, _ref_repeat(rows, L, t, sqrt, empty_weight), rtol=1e-12)
+    rows, w = got
+    np.testing.assert_allclose(w, _ref_repeat(rows, data[0], t, sqrt, empty_weight),
+                               rtol=1e-12)
 
 
 @given(label_rows, st.lists(st.floats(0.0, 10.0, allow_subnormal=False), min_size=40,
@@ -285,6 +291,35 @@ def test_report_rejects_bad_weights(weights, match):
         exposure_report(y, weights)
 
 
+def test_sample_weights_method_and_num_samples_types():
+    with pytest.raises(TypeError, match=r"method must be one of .* got \['exposure'\]"):
+        sample_weights([[0], [1]], ["exposure"])
+    y = LabelMatrix.from_lists([[0], [1], [0, 1]])
+    with pytest.raises(TypeError, match="num_samples must be a positive integer, got 1.5"):
+        exposure_report(y, [1.0, 1.0, 1.0], num_samples=1.5)
+    with pytest.raises(ValueError, match="num_samples must be a positive integer, got 0"):
+        exposure_report(y, [1.0, 1.0, 1.0], num_samples=0)
+
+
+def test_check_number_convention():
+    from longtail._core.checks import check_number
+
+    assert check_number("x", np.float32(0.5), 0.0, 1.0) == 0.5
+    assert check_number("x", 10**400, finite=False) == math.inf
+    for bad in ("0.5", None, True, np.bool_(False), [0.5], np.array(0.5), 1j):
+        with pytest.raises(TypeError, match="x must be a real number"):
+            check_number("x", bad)
+    for value, kw, match in [(math.nan, {}, "x must be finite, got nan"),
+                             (math.nan, {"finite": False}, "x must be a number, got nan"),
+                             (10**400, {}, "x must be finite"),
+                             (0.0, {"low": 0.0, "low_open": True}, r"x must be > 0, got 0.0"),
+                             (2, {"high": 1.0}, r"x must be <= 1, got 2"),
+                             (np.float64(1.0), {"low": 0.0, "high": 1.0, "high_open": True},
+                              r"x must be in \[0, 1\), got 1.0$")]:
+        with pytest.raises(ValueError, match=match):
+            check_number("x", value, **kw)
+
+
 def test_check_weights_types():
     with pytest.raises(TypeError, match="must be numbers"):
         check_weights(["a", "b"])
@@ -300,20 +335,26 @@ def test_check_weights_types():
 @pytest.mark.parametrize("method,params,err,match", [
     ("nope", {}, ValueError, "method must be one of"),
     ("inverse_frequency", {"beta": 0.9}, TypeError, "takes no parameter 'beta'"),
-    ("inverse_frequency", {"power": -1}, ValueError, r"power must be in \[0, inf\]"),
+    ("inverse_frequency", {"power": -1}, ValueError, r"power must be >= 0, got -1"),
     ("inverse_frequency", {"agg": "median"}, ValueError, "agg must be one of"),
     ("effective_number", {"beta": 1.0}, ValueError, r"beta must be in \[0, 1\)"),
     ("repeat_factor", {"threshold": 0.0}, ValueError, r"threshold must be in \(0, 1\], got 0.0"),
     ("repeat_factor", {"threshold": -0.1}, ValueError, "threshold must be in"),
     ("repeat_factor", {"threshold": float("nan")}, ValueError, "threshold must be finite"),
-    ("repeat_factor", {"sqrt": "yes"}, ValueError, "sqrt must be True or False"),
+    ("repeat_factor", {"sqrt": "yes"}, TypeError, "sqrt must be True or False"),
     ("exposure", {"min_weight": 0.0}, ValueError, "min_weight must be in"),
-    ("exposure", {"max_weight": 0.5}, ValueError, "max_weight must be in"),
+    ("exposure", {"max_weight": 0.5}, ValueError, r"max_weight must be >= 1, got 0.5"),
     ("exposure", {"min_ess": 1.5}, ValueError, "min_ess must be in"),
     ("exposure", {"max_iter": 0}, ValueError, "max_iter must be a positive integer"),
     ("exposure", {"target": [1.0, 1.0]}, ValueError, "target has length 2, expected 3"),
     ("exposure", {"target": [1.0, -1.0, 1.0]}, ValueError, r"target\[1\] is negative"),
-    ("exposure", {"empty_weight": -1}, ValueError, "empty_weight must be in"),
+    ("exposure", {"empty_weight": -1}, ValueError, r"empty_weight must be >= 0, got -1"),
+    # wrong types are TypeErrors naming the argument and the value
+    ("inverse_frequency", {"power": "1"}, TypeError, "power must be a real number, got '1'"),
+    ("inverse_frequency", {"agg": ["mean"]}, TypeError, r"agg must be one of .* got \['mean'\]"),
+    ("effective_number", {"beta": True}, TypeError, "beta must be a real number, got True"),
+    ("exposure", {"max_iter": 2.5}, TypeError, "max_iter must be a positive integer, got 2.5"),
+    ("exposure", {"min_ess": None}, TypeError, "min_ess must be a real number, got None"),
 ])
 def test_sample_weights_rejects_bad_parameters(method, params, err, match):
     with pytest.raises(err, match=match):

@@ -29,8 +29,10 @@ ValueError: offsets decrease at row 1 (offsets[1]=5 > offsets[2]=3)
 """
 from __future__ import annotations
 
+import math
+import numbers
 import operator
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -331,3 +333,82 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> in
     if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _shown(value: Any) -> Any:
+    """``value`` as it should read in a message (NumPy scalars as plain Python numbers)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def check_number(name: str, value: Any, low: float | None = None, high: float | None = None,
+                 *, low_open: bool = False, high_open: bool = False,
+                 finite: bool = True) -> float:
+    """A real number (not a bool) in the interval given by ``low`` / ``high``, as a float.
+
+    ``low_open`` / ``high_open`` exclude the bound itself; NaN is always refused and, with
+    ``finite`` (the default), so are ``+-inf`` (a Python int too large for a float counts
+    as infinite). Raises ``TypeError`` for a non-number and ``ValueError`` for a number
+    outside its range, both naming ``name`` and the value.
+
+    Example
+    -------
+    >>> check_number("beta", np.float32(0.5), 0.0, 1.0, high_open=True)
+    0.5
+    >>> check_number("power", -1, 0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: power must be >= 0, got -1
+    >>> check_number("clip", "0.1")
+    Traceback (most recent call last):
+    ...
+    TypeError: clip must be a real number, got '0.1' (str)
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} "
+                        f"({type(value).__name__})")
+    shown = _shown(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the float range
+        v = math.inf if value > 0 else -math.inf
+    if math.isnan(v) or (finite and math.isinf(v)):
+        raise ValueError(f"{name} must be {'finite' if finite else 'a number'}, got {shown!r}")
+    below = low is not None and (v < low or (low_open and v == low))
+    above = high is not None and (v > high or (high_open and v == high))
+    if below or above:
+        if low is not None and high is not None:
+            rule = (f"in {'(' if low_open else '['}{low:g}, {high:g}"
+                    f"{')' if high_open else ']'}")
+        elif low is not None:
+            rule = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            rule = f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{name} must be {rule}, got {shown!r}")
+    return v
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    """One of ``choices`` (strings, or ``None``), returned as the choice itself.
+
+    A value of another type than every choice (a list, an array, a number for string
+    choices) is a ``TypeError``; one of the right type that is not a choice is a
+    ``ValueError``; both name ``name``, the value and the choices.
+
+    Example
+    -------
+    >>> check_choice("average", "micro", ("macro", "micro", None))
+    'micro'
+    >>> check_choice("average", "weighted", ("macro", "micro", None))
+    Traceback (most recent call last):
+    ...
+    ValueError: average must be one of 'macro', 'micro', None, got 'weighted'
+    """
+    options = ", ".join(repr(c) for c in choices)
+    kinds = tuple({type(c) for c in choices})
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
+        raise TypeError(f"{name} must be one of {options}, got {value!r} "
+                        f"({type(value).__name__})")
+    for c in choices:
+        if c == value:
+            return c
+    raise ValueError(f"{name} must be one of {options}, got {value!r}")

@@ -119,3 +119,72 @@ def row_lengths(offsets):
     for r in range(n):
         out[r] = offsets[r + 1] - offsets[r]
     return out
+
+
+# ---------------------------------------------------------------------------------
+# dense 0/1 rows -> CSR (behind LabelMatrix.from_dense)
+# ---------------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _dense_bytes(flat, p, stop, rs, cur, end, indices, fill):
+    """Bytes ``p .. stop`` of a row one at a time (see :func:`dense_nonzero`); the new
+    cursor, or -1 when a fill would pass the row's end."""
+    while p < stop:
+        if fill:
+            if cur > end:
+                return -1
+            indices[cur] = p - rs
+        cur += flat[p]
+        p += 1
+    return cur
+
+
+@njit(cache=True, nogil=True)
+def dense_nonzero(flat, words, head, n_cols, row0, counts, indices, ends):
+    """Non-zeros of a row-major ``[r, n_cols]`` chunk of 0/1 bytes, 8 bytes at a time.
+
+    ``flat`` is the chunk's bytes (each 0 or 1: the caller checked); ``words`` a uint64
+    view of ``flat[head:head + 8 * len(words)]`` (``head`` makes it aligned). With
+    ``indices`` empty, adds the number of ones of each row ``r`` to
+    ``counts[row0 + r]`` (a branch-free byte sum per word); otherwise writes their
+    column ids into ``indices`` at the cursors ``counts[row0 + r]``, advancing them
+    (``indices`` needs 8 slots of slack at its end: writes are branch-free too), and
+    never past ``ends[row0 + r + 1]`` (the row's end from the counting pass; +7 slack).
+
+    Returns -1, or in fill mode the first row whose ones differ from the count (the
+    bytes changed between the passes); nothing is written past the row's end then.
+    """
+    fill = indices.size > 0
+    r = flat.size // n_cols
+    ones = np.uint64(0x0101010101010101)
+    w_end = head + 8 * words.size  # words cover flat[head:w_end]
+    for i in range(r):
+        rs = i * n_cols
+        re = rs + n_cols
+        cur = counts[row0 + i]
+        end = ends[row0 + i + 1] if fill else 0
+        # whole words in [a, b): a the first aligned byte >= rs, b the last aligned <= re
+        a = head + ((max(rs, head) - head + 7) // 8) * 8
+        b = head + ((min(re, w_end) - head) // 8) * 8 if re > head else head
+        if a >= b:
+            a = b = re
+        cur = _dense_bytes(flat, rs, a, rs, cur, end, indices, fill)
+        if cur < 0:
+            return row0 + i
+        for p in range(a, b, 8):
+            w = words[(p - head) >> 3]
+            if fill:
+                if w != 0:
+                    if cur > end:
+                        return row0 + i
+                    for q in range(8):
+                        indices[cur] = p - rs + q
+                        cur += np.int64((w >> np.uint64(8 * q)) & np.uint64(1))
+            else:
+                cur += np.int64((w * ones) >> np.uint64(56))
+        cur = _dense_bytes(flat, b, re, rs, cur, end, indices, fill)
+        if cur < 0:
+            return row0 + i
+        counts[row0 + i] = cur
+        if fill and cur != end:
+            return row0 + i
+    return -1

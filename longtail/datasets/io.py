@@ -1,23 +1,18 @@
 """Atomic file output and Arrow file access: the layer below LabelMatrix and the dataset
 file (this module imports neither; :mod:`longtail.datasets.dataset_file` writes datasets).
 
-A longtail dataset file is an *uncompressed* Arrow IPC file (random-access "file"
-format) with one record batch and columns
-
-* ``labels``: ``large_list<int32>``, sorted unique label ids per example (field metadata
-  ``longtail.n_labels`` and ``longtail.canonical``);
-* ``features`` (optional): ``fixed_size_list<float32>[d]``.
-
-Uncompressed IPC memory-maps with zero allocation, so opening a file is O(1) in memory.
+Every output is written to a temporary file next to its target and renamed into place
+(:func:`atomic_output`); every input is checked before use (:func:`check_input_file`,
+:func:`open_ipc`), and an error names the file.
 
 Example
 -------
->>> import numpy as np, tempfile, os
->>> from longtail.datasets import write_dataset, read_features  # doctest: +SKIP
->>> path = os.path.join(tempfile.mkdtemp(), "toy.arrow")
->>> write_dataset(path, np.ones((2, 3), np.float32), [[0], [1, 2]])
->>> read_features(path).shape
-(2, 3)
+>>> import os, tempfile
+>>> target = os.path.join(tempfile.mkdtemp(), "out.txt")
+>>> with atomic_output(target) as tmp:
+...     _ = open(tmp, "w").write("done")
+>>> open(target).read()
+'done'
 """
 from __future__ import annotations
 

@@ -393,30 +393,38 @@ class LabelMatrix:
     def from_dense(cls, array: Any) -> "LabelMatrix":
         """From a dense (n, n_labels) 0/1 or boolean array (numpy, torch, lists).
 
+        Any numeric dtype whose entries are all 0 or 1 is accepted (a bool is 1 where
+        it is true). The array is read in row chunks of about 32M entries, as bytes,
+        two passes (count, then fill), 8 bytes at a time: zero bytes cost little and the
+        extra memory is one chunk of bytes (none for 1-byte dtypes) plus the result.
+
+        Raises
+        ------
+        TypeError
+            A dtype that is neither numeric nor bool.
+        ValueError
+            Not 2-D, zero rows, or an entry other than 0 or 1 (the first one, by row).
+
         Example
         -------
         >>> LabelMatrix.from_dense([[1, 0, 1]]).indices.tolist()
         [0, 2]
         """
         if hasattr(array, "detach"):
-            array = array.detach().cpu().numpy()
+            import torch
+
+            t = array.detach().cpu()
+            array = (t.float() if t.dtype == torch.bfloat16 else t).numpy()  # no NumPy bf16
         a = np.asarray(array)
         if a.ndim != 2:
             raise ValueError(f"dense labels must be 2-D (n, n_labels), got shape {a.shape}")
         if a.shape[0] == 0:
             raise ValueError("labels have zero rows")
-        if a.dtype != bool:
-            if not (np.issubdtype(a.dtype, np.number)):
-                raise TypeError(f"dense labels must be numeric or bool, got dtype {a.dtype}")
-            bad = (a != 0) & (a != 1)
-            if bad.any():
-                r, c = (int(x[0]) for x in np.nonzero(bad))
-                raise ValueError(f"value {a[r, c].item()!r} at row {r}, label {c}: entries must be 0 or 1")
+        if a.dtype != bool and not np.issubdtype(a.dtype, np.number):
+            raise TypeError(f"dense labels must be numeric or bool, got dtype {a.dtype}")
         check_n_labels(a.shape[1])
-        rows, cols = np.nonzero(a)
-        offsets = np.zeros(a.shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=a.shape[0]), out=offsets[1:])
-        return cls._trusted(offsets, cols.astype(np.int32), a.shape[1])
+        offsets, indices = _dense_csr(a)
+        return cls._trusted(offsets, indices, a.shape[1])
 
     @classmethod
     def from_any(cls, labels: Any, n_labels: int | None = None, *,
@@ -524,8 +532,8 @@ class LabelMatrix:
 
         The file is untrusted input, whatever its metadata says: offsets (start at 0,
         non-decreasing, in bounds) and label ids (in ``[0, n_labels)``, sorted and unique
-        per row) are checked once on open, in one pass over the ids (about 15 ms for
-        80,000 x 7,900 with 10M ids). The width is ``n_labels`` if given, else the
+        per row) are checked once on open, in one pass over the ids (see
+        benchmarks/README.md for what that costs). The width is ``n_labels`` if given, else the
         field metadata ``longtail.n_labels`` written by :meth:`save`, else ``max id + 1``.
         A compressed IPC file is refused: convert it with ``longtail convert``.
 
@@ -788,6 +796,69 @@ class LabelMatrix:
             ir_per_label=freeze(ir), mean_ir=mean_ir, max_ir=max_ir, cvir=cvir,
             scumble=scumble,
         )
+
+
+#: entries per row chunk read by LabelMatrix.from_dense
+_DENSE_CHUNK = 1 << 25
+
+
+def _dense_bytes(chunk: np.ndarray, row0: int, check: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """A chunk of dense labels as ``(flat bytes, aligned uint64 words, head)`` for
+    :func:`K.dense_nonzero`; with ``check`` every entry must be 0 or 1 (ValueError naming
+    the first other one, as ``from_dense`` does)."""
+    kind = chunk.dtype.kind
+    if kind == "b":
+        u8 = chunk.view(np.uint8)
+        if u8.size and u8.max() > 1:  # bool bytes other than 0/1 are true
+            u8 = (u8 != 0).view(np.uint8)
+    elif kind == "f":
+        with np.errstate(invalid="ignore"):  # NaN, inf, < 0: caught by the comparison
+            u8 = chunk.astype(np.uint8)
+        # 0 and 1 are the floats equal to their cast that casts to <= 1
+        if check and u8.size and (u8.max() > 1 or not np.array_equal(u8, chunk)):
+            _raise_not01(chunk, row0)
+    else:
+        if check and chunk.size and (kind == "c" or chunk.min() < 0 or chunk.max() > 1):
+            if ((chunk != 0) & (chunk != 1)).any():
+                _raise_not01(chunk, row0)
+        if kind == "c":
+            chunk = chunk.real
+        u8 = chunk.view(np.uint8) if chunk.dtype.itemsize == 1 else chunk.astype(np.uint8)
+    flat = freeze(np.ascontiguousarray(u8).reshape(-1))
+    head = min((-flat.ctypes.data) % 8, flat.shape[0])
+    words = flat[head:head + 8 * ((flat.shape[0] - head) // 8)].view(np.uint64)
+    return flat, words, head
+
+
+def _raise_not01(chunk: np.ndarray, row0: int) -> None:
+    r, c = (int(x[0]) for x in np.nonzero((chunk != 0) & (chunk != 1)))
+    raise ValueError(f"value {chunk[r, c].item()!r} at row {row0 + r}, label {c}: "
+                     "entries must be 0 or 1")
+
+
+def _dense_csr(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, indices)`` of a 2-D 0/1 array: row chunks, a counting pass, then a
+    filling pass (8 zero bytes skipped at a time)."""
+    n, n_labels = a.shape
+    counts = np.zeros(n + 1, dtype=np.int64)
+    if n_labels == 0:
+        return counts, np.empty(0, dtype=np.int32)
+    rows = max(1, _DENSE_CHUNK // n_labels)
+    chunks = [(r0, min(n, r0 + rows)) for r0 in range(0, n, rows)]
+    none = np.empty(0, dtype=np.int32)
+    for r0, r1 in chunks:
+        first = _dense_bytes(a[r0:r1], r0, True)
+        K.dense_nonzero(*first, n_labels, r0 + 1, counts, none, counts)
+    np.cumsum(counts, out=counts)
+    offsets = counts.copy()
+    nnz = int(offsets[-1])
+    indices = np.empty(nnz + 8, dtype=np.int32)  # the fill writes up to 7 slots ahead
+    for r0, r1 in chunks if nnz else ():
+        again = first if len(chunks) == 1 else _dense_bytes(a[r0:r1], r0, False)
+        bad = K.dense_nonzero(*again, n_labels, r0, counts, indices, offsets)
+        if bad >= 0:  # another thread wrote to the array between the passes
+            raise RuntimeError(f"dense labels changed while they were read (row {bad})")
+    return offsets, indices[:nnz]
 
 
 def _meta_n_labels(field: "pa.Field", where: str = "") -> int | None:

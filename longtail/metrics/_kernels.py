@@ -1,8 +1,9 @@
 """Numba kernels behind :mod:`longtail.metrics`.
 
 Scores reach these kernels only as the raw bit patterns of float32 values
-(``uint32`` arrays, C-contiguous, read-only), and targets only as CSR index arrays
-(``int64`` offsets, ``int32`` indices, read-only), so each kernel compiles once.
+(``uint32`` arrays, C-contiguous, read-only), and targets only as the CSR arrays of a
+:class:`~longtail.datasets.LabelMatrix` (``int64`` offsets, ``int32`` indices,
+read-only), so each kernel compiles once.
 
 A float32 bit pattern ``b`` is mapped to an order-preserving unsigned key (``_key``):
 ``x < y`` as floats iff ``key(x) < key(y)`` as integers, ``-0.0`` and ``+0.0`` get the
@@ -63,74 +64,6 @@ def first_nan(bits):
                 if _is_nan(flat[t]):
                     return t
     return -1
-
-
-# ---------------------------------------------------------------------------------
-# targets: dense 0/1 rows -> CSR (CSR targets are checked by longtail._core.checks.check_csr)
-# ---------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
-def dense_nonzero(flat, words, head, n_cols, row0, counts, indices, ends):
-    """Non-zeros of a row-major [r, n_cols] chunk of 0/1 bytes, 8 bytes at a time.
-
-    ``flat`` is the chunk's bytes (each 0 or 1: the caller checked); ``words`` a uint64
-    view of ``flat[head:head + 8 * len(words)]`` (``head`` makes it aligned). With
-    ``indices`` empty, adds the number of ones of each row ``r`` to
-    ``counts[row0 + r]`` (a branch-free byte sum per word); otherwise writes their
-    column ids into ``indices`` at the cursors ``counts[row0 + r]``, advancing them
-    (``indices`` needs 8 slots of slack at its end: writes are branch-free too), and
-    never past ``ends[row0 + r + 1]`` (the row's end from the counting pass; +7 slack).
-
-    Returns -1, or in fill mode the first row whose ones differ from the count (the
-    bytes changed between the passes); nothing is written past the row's end then.
-    """
-    fill = indices.size > 0
-    r = flat.size // n_cols
-    ones = np.uint64(0x0101010101010101)
-    for i in range(r):
-        rs = i * n_cols
-        re = rs + n_cols
-        cur = counts[row0 + i]
-        end = ends[row0 + i + 1] if fill else 0
-        p = rs
-        while p < re and (p < head or (p - head) % 8 != 0 or (p - head) // 8 >= words.size):
-            if fill:
-                if cur > end:
-                    return row0 + i
-                indices[cur] = p - rs
-            cur += flat[p]
-            p += 1
-        while p + 8 <= re:
-            w = words[(p - head) >> 3]
-            if fill:
-                if w != 0:
-                    if cur > end:
-                        return row0 + i
-                    for q in range(8):
-                        indices[cur] = p - rs + q
-                        cur += np.int64((w >> np.uint64(8 * q)) & np.uint64(1))
-            else:
-                cur += np.int64((w * ones) >> np.uint64(56))
-            p += 8
-        while p < re:
-            if fill:
-                if cur > end:
-                    return row0 + i
-                indices[cur] = p - rs
-            cur += flat[p]
-            p += 1
-        counts[row0 + i] = cur
-        if fill and cur != end:
-            return row0 + i
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def label_counts(indices, n_labels):
-    """Number of entries per label id in a CSR ``indices`` array."""
-    out = np.zeros(n_labels, dtype=np.int64)
-    for t in range(indices.size):
-        out[indices[t]] += 1
-    return out
 
 
 # ---------------------------------------------------------------------------------

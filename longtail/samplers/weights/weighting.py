@@ -51,7 +51,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from longtail._core.checks import own
+from longtail._core.checks import (
+    check_bool,
+    check_choice,
+    check_number,
+    check_positive_int,
+    own,
+)
 from longtail.datasets.label_matrix import LabelMatrix
 from longtail.samplers.weights import _kernels as K
 
@@ -61,21 +67,6 @@ _AGG = {"mean": K.AGG_MEAN, "max": K.AGG_MAX, "sum": K.AGG_SUM, "rarest": K.AGG_
 
 
 # ---------------------------------------------------------------------------- checks
-def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf,
-            low_open: bool = False, high_open: bool = False) -> float:
-    """A finite real in the given interval, else ValueError naming ``name`` and the value."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if v < low or (low_open and v == low) or v > high or (high_open and v == high):
-        lb = "(" if low_open else "["
-        rb = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in {lb}{low:g}, {high:g}{rb}, got {value!r}")
-    return v
-
-
 def check_weights(weights: Any, name: str = "weights", n: int | None = None,
                   what: str = "example") -> np.ndarray:
     """Validate per-item weights; return them as an owned, frozen float64 C-contiguous array.
@@ -158,46 +149,47 @@ def _present(labels: LabelMatrix) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- methods
-def _inverse_frequency(labels: LabelMatrix, *, power: float = 1.0, agg: str = "mean",
-                       empty_weight: float = 1.0) -> np.ndarray:
-    power = _number("power", power, low=0.0)
-    code = _agg_code(agg)
-    empty_weight = _number("empty_weight", empty_weight, low=0.0)
+def _aggregated(labels: LabelMatrix, agg: str, empty_weight: float,
+                label_weight: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Example weights from per-label weights ``label_weight(counts of present labels)``
+    aggregated over each example's labels (``agg``), scaled to mean 1."""
+    code = _AGG[check_choice("agg", agg, sorted(_AGG))]
+    empty_weight = check_number("empty_weight", empty_weight, 0.0)
     counts, present = _present(labels)
     lw = np.zeros(labels.n_labels, dtype=np.float64)
     if present.any():
-        c = counts[present].astype(np.float64)
-        # (n_min / n_c) ** power: in (0, 1], no overflow whatever the power
-        lw[present] = np.exp(-power * (np.log(c) - np.log(c.min())))
+        lw[present] = label_weight(counts[present].astype(np.float64))
     w = K.aggregate_rows(labels.offsets, labels.indices, lw, counts, code, 0.0)
     return _finish(labels, w, empty_weight, normalize=True)
+
+
+def _inverse_frequency(labels: LabelMatrix, *, power: float = 1.0, agg: str = "mean",
+                       empty_weight: float = 1.0) -> np.ndarray:
+    power = check_number("power", power, 0.0)
+    # (n_min / n_c) ** power: in (0, 1], no overflow whatever the power
+    return _aggregated(labels, agg, empty_weight,
+                       lambda c: np.exp(-power * (np.log(c) - np.log(c.min()))))
 
 
 def _effective_number(labels: LabelMatrix, *, beta: float = 0.999, agg: str = "mean",
                       empty_weight: float = 1.0) -> np.ndarray:
-    beta = _number("beta", beta, low=0.0, high=1.0, high_open=True)
-    code = _agg_code(agg)
-    empty_weight = _number("empty_weight", empty_weight, low=0.0)
-    counts, present = _present(labels)
-    lw = np.zeros(labels.n_labels, dtype=np.float64)
-    if present.any():
-        c = counts[present].astype(np.float64)
+    beta = check_number("beta", beta, 0.0, 1.0, high_open=True)
+
+    def label_weight(c: np.ndarray) -> np.ndarray:
         if beta == 0.0:
-            lw[present] = 1.0
-        else:
-            # (1 - beta) / (1 - beta**n), relative to the rarest label: in (0, 1]
-            e = -np.expm1(c * math.log(beta))
-            lw[present] = -math.expm1(c.min() * math.log(beta)) / e
-    w = K.aggregate_rows(labels.offsets, labels.indices, lw, counts, code, 0.0)
-    return _finish(labels, w, empty_weight, normalize=True)
+            return np.ones_like(c)
+        # (1 - beta) / (1 - beta**n), relative to the rarest label: in (0, 1]
+        e = -np.expm1(c * math.log(beta))
+        return -math.expm1(c.min() * math.log(beta)) / e
+
+    return _aggregated(labels, agg, empty_weight, label_weight)
 
 
 def _repeat_factor(labels: LabelMatrix, *, threshold: float = 0.001, sqrt: bool = True,
                    empty_weight: float = 1.0) -> np.ndarray:
-    threshold = _number("threshold", threshold, low=0.0, high=1.0, low_open=True)
-    if not isinstance(sqrt, (bool, np.bool_)):
-        raise ValueError(f"sqrt must be True or False, got {sqrt!r}")
-    empty_weight = _number("empty_weight", empty_weight, low=0.0)
+    threshold = check_number("threshold", threshold, 0.0, 1.0, low_open=True)
+    sqrt = check_bool("sqrt", sqrt)
+    empty_weight = check_number("empty_weight", empty_weight, 0.0)
     counts, present = _present(labels)
     r = np.zeros(labels.n_labels, dtype=np.float64)
     if present.any():
@@ -216,15 +208,12 @@ def _default_max_iter(nnz: int, n: int) -> int:
 def _exposure(labels: LabelMatrix, *, power: float = 1.0, target: Any = None,
               min_weight: float = 0.01, max_weight: float = 100.0, min_ess: float = 0.5,
               max_iter: int | None = None, empty_weight: float = 1.0) -> np.ndarray:
-    power = _number("power", power, low=0.0)
-    min_weight = _number("min_weight", min_weight, low=0.0, high=1.0, low_open=True)
-    max_weight = _number("max_weight", max_weight, low=1.0)
-    min_ess = _number("min_ess", min_ess, low=0.0, high=1.0)
-    empty_weight = _number("empty_weight", empty_weight, low=0.0)
-    if max_iter is not None and (isinstance(max_iter, bool)
-                                 or not isinstance(max_iter, (int, np.integer))
-                                 or max_iter < 1):
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    power = check_number("power", power, 0.0)
+    min_weight = check_number("min_weight", min_weight, 0.0, 1.0, low_open=True)
+    max_weight = check_number("max_weight", max_weight, 1.0)
+    min_ess = check_number("min_ess", min_ess, 0.0, 1.0)
+    empty_weight = check_number("empty_weight", empty_weight, 0.0)
+    max_iter = check_positive_int("max_iter", max_iter, allow_none=True)
     L = labels.n_labels
     counts, present = _present(labels)
     if target is None:
@@ -242,7 +231,7 @@ def _exposure(labels: LabelMatrix, *, power: float = 1.0, target: Any = None,
     logt = np.zeros(L)
     logt[active] = np.log(t[active])
     m = active / float(np.count_nonzero(active))
-    iters = _default_max_iter(sub.nnz, len(sub)) if max_iter is None else int(max_iter)
+    iters = _default_max_iter(sub.nnz, len(sub)) if max_iter is None else max_iter
     w, _spread, _ess, _it, _lam = K.solve_exposure(
         sub.offsets, sub.indices, logt, m, min_weight, max_weight, min_ess, 1.0, iters)
     if n_labelled == len(labels):
@@ -250,12 +239,6 @@ def _exposure(labels: LabelMatrix, *, power: float = 1.0, target: Any = None,
     out = np.full(len(labels), empty_weight, dtype=np.float64)
     out[labelled] = w
     return out
-
-
-def _agg_code(agg: Any) -> int:
-    if agg not in _AGG:
-        raise ValueError(f"agg must be one of {sorted(_AGG)}, got {agg!r}")
-    return _AGG[agg]
 
 
 #: method name -> implementation (its keyword arguments are the method's parameters)
@@ -332,9 +315,7 @@ def sample_weights(labels: Any, method: str, **params: Any) -> np.ndarray:
     >>> exposure_report(y, w).exposure_ratio < 1.01
     True
     """
-    impl = METHODS.get(method)  # type: ignore[arg-type]
-    if impl is None:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    impl = METHODS[check_choice("method", method, sorted(METHODS))]
     allowed = [p for p in inspect.signature(impl).parameters if p != "labels"]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -491,12 +472,7 @@ def exposure_report(labels: Any, weights: Any, num_samples: int | None = None
     y = _labels(labels)
     n = len(y)
     w = check_weights(weights, "weights", n)
-    if num_samples is None:
-        num_samples = n
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) \
-            or num_samples <= 0:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-    num_samples = int(num_samples)
+    num_samples = n if num_samples is None else check_positive_int("num_samples", num_samples)
     # scale-free: at max 1, tiny (subnormal) weights cannot underflow the sums to 0 nor
     # overflow num_samples / total (a NaN or inf report); only ratios matter
     scaled = w / w.max()
