@@ -1,6 +1,9 @@
-"""End-to-end runs of the reference training loop and the recipe comparison (tiny data)."""
+"""End-to-end runs of the examples on tiny data: the plain loop (train.py), the replay
+feedback loop (replay_feedback.py), and the recipe harness behind compare_recipes.py."""
 import json
+import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -8,13 +11,17 @@ import sys
 import numpy as np
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "examples")
 sys.path.insert(0, EXAMPLES)
 
 import compare_recipes  # noqa: E402
-import train_reference as T  # noqa: E402
+import harness as H  # noqa: E402
+import replay_feedback  # noqa: E402
+import train as plain  # noqa: E402
 
 TINY = ["--n-examples", "600", "--epochs", "2", "--batch-size", "64", "--hidden", "32"]
+TINY_PLAIN = ["--n-examples", "600", "--epochs", "2", "--batch-size", "64"]
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +29,77 @@ def workdir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("runs"))
 
 
-@pytest.mark.parametrize("recipe", sorted(T.RECIPES))
+# ----------------------------------------------------------------------------- train.py
+def test_plain_loop_trains_and_calibrates(workdir, capsys):
+    result = plain.main([*TINY_PLAIN, "--workdir", workdir])
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "test macro AUPRC" in out
+    assert set(result) == {"ap_macro", "ratio_at_0.5", "ratio_tuned"}
+    assert 0 < result["ap_macro"] <= 1
+    assert all(0 <= result[k] < float("inf") for k in ("ratio_at_0.5", "ratio_tuned"))
+    # the splits are written once, as ArrowDataset files, and reused
+    files = plain.prepare_data(workdir, "small", 600)
+    sizes = [len(plain.ArrowDataset(files[k])) for k in ("train", "val", "test")]
+    assert sum(sizes) == 600 and sizes[0] > sizes[1] > 0 and sizes[2] > 0
+
+
+def test_plain_loop_resume_equals_uninterrupted_run(workdir, tmp_path):
+    import torch
+
+    args = [*TINY_PLAIN, "--epochs", "3", "--workdir", workdir]
+    full_ckpt, part_ckpt = str(tmp_path / "full.pt"), str(tmp_path / "part.pt")
+    full = plain.main([*args, "--checkpoint", full_ckpt])
+    plain.main([*args, "--checkpoint", part_ckpt, "--stop-after", "2"])
+    assert torch.load(part_ckpt)["epoch"] == 2
+    resumed = plain.main([*args, "--checkpoint", part_ckpt, "--resume"])
+    assert resumed == full  # same test metrics, exactly
+    a, b = torch.load(full_ckpt), torch.load(part_ckpt)
+    assert a["epoch"] == b["epoch"] == 3
+    assert a["sampler"] == b["sampler"]
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert a["scheduler"] == b["scheduler"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_plain_loop_torchrun_two_processes_gloo(workdir, tmp_path):
+    ckpt = str(tmp_path / "ddp.pt")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(_free_port()), os.path.join(EXAMPLES, "train.py"),
+           *TINY_PLAIN, "--workdir", workdir, "--checkpoint", ckpt]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    epochs = re.findall(r"^epoch (\d)/2", proc.stdout, re.M)
+    assert epochs == ["1", "2"]  # rank 0 prints, once per epoch
+    ap = float(re.search(r"test macro AUPRC ([0-9.]+)", proc.stdout).group(1))
+    assert ap > 0
+    import torch
+
+    state = torch.load(ckpt)
+    assert state["epoch"] == 2 and state["sampler"]["num_replicas"] == 2
+
+
+# ----------------------------------------------------------------------------- replay_feedback.py
+def test_replay_feedback_loop(workdir, capsys):
+    result = replay_feedback.main(["--n-examples", "600", "--epochs", "2", "--batch-size", "64",
+                                   "--workdir", workdir])
+    out = capsys.readouterr().out
+    assert "epoch 2/2" in out
+    assert 0 < result["ap_macro"] <= 1
+    # the reported losses made the draws non-uniform: the top 10% get more than 10%
+    assert 0.1 < result["top_share"] <= 1
+
+
+# ----------------------------------------------------------------------------- harness
+@pytest.mark.parametrize("recipe", sorted(H.RECIPES))
 def test_every_recipe_trains(recipe, workdir):
-    result = T.main([*TINY, "--workdir", workdir, "--recipe", recipe])
+    result = H.run([*TINY, "--workdir", workdir, "--recipe", recipe])
     hist = result["history"]
     assert len(hist) == 2
     last = hist[-1]
@@ -32,11 +107,38 @@ def test_every_recipe_trains(recipe, workdir):
         assert 0 <= last[key] < float("inf"), (key, last[key])
     assert 0 <= last["sampler_share"] < 1
     assert last["ap_macro"] > 0.0
+    # the equal step budget: ceil(n_train / batch) steps, never more than the sampler has
+    budget = math.ceil(_n_train(workdir) / 64)
+    for h in hist:
+        assert h["steps"] == min(budget, h["sampler_steps"])
+
+
+def _n_train(workdir):
+    return len(plain.ArrowDataset(plain.prepare_data(workdir, "small", 600)["train"]))
+
+
+def test_step_cap_is_reported_never_silent(workdir, capsys):
+    """RepeatFactorSampler's epoch is longer than the equal budget: the cap shows in the
+    log, in each epoch's record and in the table; --steps-per-epoch 0 lifts it."""
+    capped = H.run([*TINY, "--workdir", workdir, "--recipe", "asl+repeat-factor"])
+    log = capsys.readouterr().out
+    last = capped["history"][-1]
+    assert last["steps"] == math.ceil(_n_train(workdir) / 64) < last["sampler_steps"]
+    assert f"trains {last['steps']} of the sampler's {last['sampler_steps']} batches" in log
+    text, summary = H.summarise({"asl+repeat-factor": [capped]}, "asl+repeat-factor")
+    assert f"{last['steps']} of {last['sampler_steps']}" in text and "steps/epoch" in text
+    assert summary["asl+repeat-factor"]["steps"] == [last["steps"]]
+    full = H.run([*TINY, "--workdir", workdir, "--recipe", "asl+repeat-factor",
+                  "--steps-per-epoch", "0"])
+    assert all(h["steps"] == h["sampler_steps"] for h in full["history"])
+    text, _ = H.summarise({"asl+repeat-factor": [full]}, "asl+repeat-factor")
+    assert " of " not in text
+    assert "trains" not in capsys.readouterr().out
 
 
 def test_gpu_code_path_on_cpu(workdir):
     """bf16 autocast (the CUDA default) exercised on CPU; the device-specific calls
-    (pinned memory, CUDA device selection) are guarded by the device type."""
+    (pinned memory) are guarded by the device type."""
     import torch
 
     seen = []
@@ -49,14 +151,14 @@ def test_gpu_code_path_on_cpu(workdir):
 
     torch.autocast = Spy
     try:
-        result = T.main([*TINY, "--workdir", workdir, "--recipe", "asl+replay",
-                         "--bf16", "on", "--device", "cpu"])
+        result = H.run([*TINY, "--workdir", workdir, "--recipe", "asl+replay",
+                        "--bf16", "on", "--device", "cpu"])
     finally:
         torch.autocast = real
     assert ("cpu", torch.bfloat16, True) in seen
     assert result["history"][-1]["ap_macro"] > 0.0
-    assert T.autocast(torch.device("cpu")).fast_dtype == torch.bfloat16
-    assert not T.autocast(torch.device("cpu"))._enabled
+    assert H.autocast(torch.device("cpu")).fast_dtype == torch.bfloat16
+    assert not H.autocast(torch.device("cpu"))._enabled
 
 
 def test_replay_recipe_trains_on_mean_loss_and_ranks_by_balanced_loss():
@@ -65,13 +167,13 @@ def test_replay_recipe_trains_on_mean_loss_and_ranks_by_balanced_loss():
     import longtail
     from longtail import losses as L
 
-    replay = T.RECIPES["asl+replay"]
+    replay = H.RECIPES["asl+replay"]
     # example 0: 1 positive (badly predicted) among 9 easy negatives; example 1: all easy
     entries = torch.tensor([[4.0] + [0.1] * 9, [0.2] * 10])
     y = torch.tensor([[1.0] + [0.0] * 9, [1.0] + [0.0] * 9])
     train = L.per_example_loss(entries, y, reduction=replay.sample_reduction)
     assert train[0].item() == pytest.approx(entries[0].mean().item())  # no implicit pos_weight
-    assert replay.sample_reduction == T.RECIPES["asl"].sample_reduction
+    assert replay.sample_reduction == H.RECIPES["asl"].sample_reduction
 
     def priorities(losses, targets=None):
         s = longtail.HardExampleSampler(2, 2, **dict(replay.sampler_params))
@@ -86,13 +188,13 @@ def test_replay_recipe_trains_on_mean_loss_and_ranks_by_balanced_loss():
 
 def test_resume_continues_with_identical_sampler_order(workdir, tmp_path):
     for recipe in ("asl+replay", "asl+repeat-factor"):
-        full = T.main([*TINY, "--workdir", workdir, "--recipe", recipe, "--epochs", "3"])
+        full = H.run([*TINY, "--workdir", workdir, "--recipe", recipe, "--epochs", "3"])
         ckpt = str(tmp_path / f"{recipe}.pt")
-        first = T.main([*TINY, "--workdir", workdir, "--recipe", recipe, "--epochs", "3",
-                        "--stop-after", "2", "--checkpoint", ckpt])
+        first = H.run([*TINY, "--workdir", workdir, "--recipe", recipe, "--epochs", "3",
+                       "--stop-after", "2", "--checkpoint", ckpt])
         assert len(first["history"]) == 2
-        resumed = T.main([*TINY, "--workdir", workdir, "--recipe", recipe, "--epochs", "3",
-                          "--resume", ckpt])
+        resumed = H.run([*TINY, "--workdir", workdir, "--recipe", recipe, "--epochs", "3",
+                         "--resume", ckpt])
         assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
         assert resumed["history"][2]["sampler_digest"] == full["history"][2]["sampler_digest"]
         assert resumed["history"][2]["ap_macro"] == pytest.approx(full["history"][2]["ap_macro"],
@@ -106,6 +208,7 @@ def test_compare_recipes_writes_table_json_and_plot(workdir, tmp_path, capsys):
                                    "--workdir", workdir])
     printed = capsys.readouterr().out
     assert "bce-posweight-calibrated" in printed and "macro AP vs bce-posweight" in printed
+    assert "steps/epoch" in printed
     data = json.load(open(os.path.join(out, "results.json")))
     assert set(data["summary"]) == {"bce-posweight", "bce-posweight-calibrated"}
     assert data["summary"]["bce-posweight"]["ap_macro_vs_baseline"] == 0.0
@@ -113,19 +216,8 @@ def test_compare_recipes_writes_table_json_and_plot(workdir, tmp_path, capsys):
     assert "+-" in result["table"]  # two seeds: mean +- std
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_torchrun_two_processes_gloo(workdir, tmp_path):
-    out = str(tmp_path / "ddp.json")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(_free_port()), os.path.join(EXAMPLES, "train_reference.py"),
-           *TINY, "--workdir", workdir, "--recipe", "asl+replay", "--output", out]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_output_json(workdir, tmp_path):
+    out = str(tmp_path / "one.json")
+    H.run([*TINY, "--workdir", workdir, "--recipe", "asl", "--output", out])
     hist = json.load(open(out))["history"]
     assert len(hist) == 2 and hist[-1]["ap_macro"] > 0
