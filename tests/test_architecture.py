@@ -101,3 +101,20 @@ def test_the_rules_catch_what_they_forbid(tmp_path: Path, monkeypatch) -> None:
     assert len(violations(top)) == 2, violations(top)
     assert violations(core) == ["longtail/_core/bad.py:1: longtail._core imports "
                                 "longtail.datasets"]
+
+
+MAX_KERNEL_ARGS = 10
+
+
+def test_kernels_take_few_positional_arguments() -> None:
+    """No Numba kernel takes more than ~10 positional parameters: related arrays travel
+    grouped (namedtuples, record arrays), so no call site is a row of 20 bare arrays."""
+    wide = []
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef) and any(
+                    "njit" in ast.unparse(d) for d in node.decorator_list):
+                if len(node.args.args) > MAX_KERNEL_ARGS:
+                    wide.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "
+                                f"takes {len(node.args.args)}")
+    assert wide == []

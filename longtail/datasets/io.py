@@ -8,11 +8,13 @@ Every output is written to a temporary file next to its target and renamed into 
 Example
 -------
 >>> import os, tempfile
->>> target = os.path.join(tempfile.mkdtemp(), "out.txt")
->>> with atomic_output(target) as tmp:
-...     _ = open(tmp, "w").write("done")
->>> open(target).read()
-'done'
+>>> path = os.path.join(tempfile.mkdtemp(), "new.arrow")
+>>> check_output_file(path, overwrite=False) == path   # refuses existing files
+True
+>>> check_input_file(path)
+Traceback (most recent call last):
+...
+longtail.datasets.io.LabelFileError: ...
 """
 from __future__ import annotations
 

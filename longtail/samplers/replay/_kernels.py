@@ -69,9 +69,9 @@ def tree_propagate(tree, size, idx):
     ``len(idx)`` nodes up, the whole level is recomputed once, so the ancestors the
     batch shares (the top of the tree) are computed once per batch, not once per leaf.
     Below it two leaves rarely share a parent; when they do it is simply recomputed
-    twice (idempotent: a node is always ``left + right``). This measured 2x faster than
-    sorting the batch to deduplicate every level (sort and branches cost more than the
-    few repeated sums).
+    twice (idempotent: a node is always ``left + right``). That beats sorting the batch to
+    deduplicate every level (sort and branches cost more than the few repeated sums;
+    benchmarks/README.md, "Design measurements").
     """
     k = idx.shape[0]
     if k == 0:

@@ -10,9 +10,9 @@ into k groups of about B / k batches with the balanced rule of
 example's labels), and each group again, until every group is one batch. k is chosen for
 the fewest levels with k <= 64 (55 batches: one level; 313 batches: 2 levels of 18), so an
 epoch is a few passes over the label entries; each level's label columns are its
-parent's, filtered. A level costs about a fixed pass over the label entries plus 1/80 of
-it per part (measured at 14,000 x 2,000: one level of 55 parts 25 ms and closer to the
-data's label distribution than two levels of 8, 33 ms).
+parent's, filtered. A level costs about a fixed pass over the label entries plus a small
+share of it per part, so one wide level beats two narrow ones (figures in
+benchmarks/README.md, "Design measurements").
 """
 from __future__ import annotations
 

@@ -301,9 +301,7 @@ def sample_weights(labels: Any, method: str, **params: Any) -> np.ndarray:
     ESS is below ``min_ess``, lowered above it), and the best iterate above the floor
     is returned (the last one pulled towards uniform until it holds, if that is
     better). Each iteration reads the nonzeros twice (label shares, then the gradient):
-    O(nnz), serial Numba. Measured here: about 1 s per solve at seed scale (80,000 x 7,900,
-    130 labels/example) and on the sparse preset; about 0.8 s per iteration (20 s with
-    the default 25 iterations, not converged) at 3,000,000 x 670,000.
+    O(nnz), serial Numba (timings: benchmarks/README.md, sample weights).
 
     Example
     -------
