@@ -1,7 +1,7 @@
 """Average precision (macro, micro) vs scikit-learn and torchmetrics.
 
 Run: ``flock /tmp/longtail-bench.lock .venv/bin/python benchmarks/bench_metrics.py``
-(``--sizes 5000 20000``, ``--repeats 3``, ``--no-anchor-micro`` to skip the slow
+(``--sizes 5000 20000``, ``--runs 5``, ``--no-anchor-micro`` to skip the slow
 anchor micro runs, ``--micro-rows 80000`` for the large exact micro-AP run, 0 to skip;
 ``--quick``: ours and the scikit-learn macro anchor only, about two minutes).
 
@@ -9,8 +9,10 @@ Data (same for everyone, in the same process): 7,900 labels, prevalence 1.1%..15
 (``0.011 + 0.139 u^20``: most labels near 1-2%, a tail of frequent ones, ~140 labels per
 example), dense uint8 targets, float32 scores ``sigmoid(N(0, 1) + a_c y - 2)`` with
 ``a_c ~ U(0.5, 3)`` (correlated with the targets), a third of the labels rounded to 3
-decimals (ties). Ours: median of ``--repeats`` runs after one warm-up; anchors run once
-(scikit-learn takes ~30 s per call at 20,000 rows). Peak memory: peak resident memory
+decimals (ties). Side by side: after a warm-up, every implementation runs once per round
+for ``--runs`` rounds in alternating order; times are medians over the rounds and each
+ratio is the median of the per-round ratios (its range in brackets); the load average is
+printed at the start and the end. Peak memory: peak resident memory
 above the level before the call, sampled every millisecond by a thread (glibc's mmap
 threshold is fixed at 1 MiB so freed blocks leave the process and every call is
 measured alike).
@@ -97,18 +99,30 @@ def make_data(n: int, c: int = N_LABELS, seed: int = 0) -> tuple[np.ndarray, np.
     return y, s
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any, int]:
-    """(median seconds, last result, peak extra RSS of the measured runs)."""
-    out = fn()  # warm-up
-    times = []
-    peak = 0
-    for _ in range(repeats):
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            out = fn()
-            times.append(time.perf_counter() - t0)
-        peak = max(peak, mem.extra)
-    return statistics.median(times), out, peak
+def interleaved(impls: dict[str, Callable[[], Any]], runs: int) -> dict[str, dict[str, Any]]:
+    """Run every implementation once per round, in alternating order, ``runs`` rounds.
+
+    Returns per implementation: the per-round seconds, their median, the last value and
+    the largest peak extra RSS. Ratios are then taken round by round (:func:`ratio`).
+    """
+    out: dict[str, dict[str, Any]] = {k: {"times": [], "mem": 0} for k in impls}
+    names = list(impls)
+    for r in range(runs):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            dt, value, mem = once(impls[name])
+            out[name]["times"].append(dt)
+            out[name]["value"] = value
+            out[name]["mem"] = max(out[name]["mem"], mem)
+    for name in names:
+        out[name]["median"] = statistics.median(out[name]["times"])
+    return out
+
+
+def ratio(anchor: dict[str, Any], ours: dict[str, Any]) -> str:
+    """Median over rounds of anchor time / our time in the same round (and the range)."""
+    rs = [a / o for a, o in zip(anchor["times"], ours["times"])]
+    spread = f" ({min(rs):.1f}-{max(rs):.1f}x)" if len(rs) > 1 else ""
+    return f"{statistics.median(rs):.1f}x{spread}"
 
 
 def once(fn: Callable[[], Any]) -> tuple[float, Any, int]:
@@ -192,7 +206,10 @@ def main() -> None:
     fix_malloc_threshold()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5,
+                    help="interleaved rounds (every implementation once per round)")
+    ap.add_argument("--anchor-micro-runs", type=int, default=None,
+                    help="rounds for the micro comparison (default: --runs)")
     ap.add_argument("--no-anchor-micro", action="store_true")
     ap.add_argument("--micro-rows", type=int, default=80000)
     ap.add_argument("--n-jobs", type=int, default=2, help="extra row for ours with threads")
@@ -201,42 +218,61 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.no_anchor_micro, args.micro_rows = True, 0
+    load0 = os.getloadavg()
+    print(f"load average at start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}", flush=True)
     rows: list[tuple[tuple[int, str, int], list[str]]] = []
-    ours_s: dict[tuple[int, str], tuple[float, float]] = {}
 
     def add(n: int, kind: str, order: int, cells: list[Any]) -> None:
         rows.append(((n, kind, order), [f"{n:,} x {N_LABELS:,}", kind] + [str(c) for c in cells]))
         print(table(HEAD, [rows[-1][1]]).splitlines()[-1], flush=True)
 
-    # phase 1: longtail and scikit-learn (torch not imported yet: its threads and
-    # allocator settings would disturb the timings and the memory sampling)
+    # phase 1: longtail and scikit-learn, side by side (torch not imported yet: its
+    # threads and allocator settings would disturb the timings and the memory sampling).
+    # Each round runs every implementation once, in alternating order, so a change of
+    # load hits them alike; figures are medians over the rounds and every ratio is the
+    # median of the per-round ratios (ours and the anchor of the same round).
     for n in args.sizes:
         y, s = make_data(n)
         mat = s.nbytes
         print(f"# {n:,} x {N_LABELS:,}: {y.sum() / n:.0f} labels/example, scores {gib(mat)}",
               flush=True)
-        t, v, m = timed(lambda: M.average_precision(y, s, "macro"), args.repeats)
-        ours_s[(n, "macro")] = (t, v)
-        add(n, "macro", 0, ["longtail", fmt_s(t), gib(m), f"{m / mat:.2f}x", "", f"{v:.6f}", ""])
-        if args.n_jobs > 1:
-            tj, vj, mj = timed(lambda: M.average_precision(y, s, "macro", n_jobs=args.n_jobs),
-                               args.repeats)
-            add(n, "macro", 1, [f"longtail n_jobs={args.n_jobs}", fmt_s(tj), gib(mj),
-                                f"{mj / mat:.2f}x", "", f"{vj:.6f}", f"{abs(vj - v):.1e}"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            per_label = M.average_precision(y, s, None)
-        ta, pa, ma = once(lambda: sklearn_ap(y, s, None))
-        add(n, "macro", 2, ["scikit-learn", fmt_s(ta), gib(ma), f"{ma / mat:.2f}x",
-                            f"{ta / t:.1f}x", f"{float(np.mean(pa)):.6f}",
+            per_label = M.average_precision(y, s, None)   # warm-up (compilation)
+            M.average_precision(y, s, "micro")
+        impls: dict[str, Callable[[], Any]] = {
+            "longtail": lambda: M.average_precision(y, s, "macro")}
+        if args.n_jobs > 1:
+            impls[f"longtail n_jobs={args.n_jobs}"] = lambda: M.average_precision(
+                y, s, "macro", n_jobs=args.n_jobs)
+        impls["scikit-learn"] = lambda: sklearn_ap(y, s, None)
+        res = interleaved(impls, args.runs)
+        t, v, m = res["longtail"]["median"], res["longtail"]["value"], res["longtail"]["mem"]
+        add(n, "macro", 0, ["longtail", fmt_s(t), gib(m), f"{m / mat:.2f}x", "", f"{v:.6f}", ""])
+        if args.n_jobs > 1:
+            r = res[f"longtail n_jobs={args.n_jobs}"]
+            add(n, "macro", 1, [f"longtail n_jobs={args.n_jobs}", fmt_s(r["median"]),
+                                gib(r["mem"]), f"{r['mem'] / mat:.2f}x",
+                                f"{ratio(res['scikit-learn'], r)} vs scikit-learn",
+                                f"{r['value']:.6f}", f"{abs(r['value'] - v):.1e}"])
+        r = res["scikit-learn"]
+        pa = r["value"]
+        add(n, "macro", 2, ["scikit-learn", fmt_s(r["median"]), gib(r["mem"]),
+                            f"{r['mem'] / mat:.2f}x", ratio(r, res["longtail"]),
+                            f"{float(np.mean(pa)):.6f}",
                             f"{float(np.abs(per_label - pa).max()):.1e} (per label)"])
-        t, v, m = timed(lambda: M.average_precision(y, s, "micro"), args.repeats)
-        ours_s[(n, "micro")] = (t, v)
+        impls = {"longtail": lambda: M.average_precision(y, s, "micro")}
+        if not args.no_anchor_micro:
+            impls["scikit-learn"] = lambda: sklearn_ap(y, s, "micro")
+        res = interleaved(impls, args.runs if args.anchor_micro_runs is None
+                          else args.anchor_micro_runs)
+        t, v, m = res["longtail"]["median"], res["longtail"]["value"], res["longtail"]["mem"]
         add(n, "micro", 0, ["longtail", fmt_s(t), gib(m), f"{m / mat:.2f}x", "", f"{v:.6f}", ""])
         if not args.no_anchor_micro:
-            ta, va, ma = once(lambda: sklearn_ap(y, s, "micro"))
-            add(n, "micro", 2, ["scikit-learn", fmt_s(ta), gib(ma), f"{ma / mat:.2f}x",
-                                f"{ta / t:.1f}x", f"{va:.6f}", f"{abs(va - v):.1e}"])
+            r = res["scikit-learn"]
+            add(n, "micro", 2, ["scikit-learn", fmt_s(r["median"]), gib(r["mem"]),
+                                f"{r['mem'] / mat:.2f}x", ratio(r, res["longtail"]),
+                                f"{r['value']:.6f}", f"{abs(r['value'] - v):.1e}"])
         del y, s
         gc.collect()
     # phase 2: exact micro AP at 80,000 x 7,900, checked by another exact route
@@ -262,11 +298,14 @@ def main() -> None:
             y, s = make_data(n)
             mat = s.nbytes
             kinds = ["macro"] + ([] if args.no_anchor_micro else ["micro"])
-            for kind in kinds:
-                ta, va, ma = once(lambda: torchmetrics_ap(y, s, kind))
-                t, v = ours_s[(n, kind)]
-                add(n, kind, 4, ["torchmetrics", fmt_s(ta), gib(ma), f"{ma / mat:.2f}x",
-                                 f"{ta / t:.1f}x", f"{va:.6f}", f"{abs(va - v):.1e}"])
+            for kind in kinds:   # side by side again: torch is imported from here on
+                res = interleaved({"longtail": lambda: M.average_precision(y, s, kind),
+                                   "torchmetrics": lambda: torchmetrics_ap(y, s, kind)},
+                                  min(args.runs, 3))
+                r, v = res["torchmetrics"], res["longtail"]["value"]
+                add(n, kind, 4, ["torchmetrics", fmt_s(r["median"]), gib(r["mem"]),
+                                 f"{r['mem'] / mat:.2f}x", ratio(r, res["longtail"]),
+                                 f"{r['value']:.6f}", f"{abs(r['value'] - v):.1e}"])
             del y, s
             gc.collect()
     else:
@@ -275,6 +314,9 @@ def main() -> None:
     print()
     print(table(HEAD, [r for _, r in sorted(rows, key=lambda r: r[0])]))
     print(f"\nfirst call in a new process (imports + cached kernels): {fmt_s(first)}")
+    load1 = os.getloadavg()
+    print(f"load average at start {load0[0]:.2f} / {load0[1]:.2f} (1 / 5 min), at the end "
+          f"{load1[0]:.2f} / {load1[1]:.2f}")
 
 
 if __name__ == "__main__":
