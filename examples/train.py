@@ -70,13 +70,13 @@ class MLP(nn.Module):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, ds: ArrowDataset, device: torch.device) -> np.ndarray:
-    """Logits for every example of ``ds``, in order."""
+def predict(model: nn.Module, ds: ArrowDataset, device: torch.device) -> torch.Tensor:
+    """Logits for every example of ``ds``, in order, left on ``device`` (AP runs there)."""
     model.eval()
     loader = DataLoader(ds, batch_size=1024, collate_fn=ArrowDataset.collate)
-    scores = [model(x.to(device)).float().cpu() for x, _, _, _ in loader]
+    scores = torch.cat([model(x.to(device)).float() for x, _, _, _ in loader])
     model.train()
-    return torch.cat(scores).numpy()
+    return scores
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

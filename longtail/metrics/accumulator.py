@@ -17,7 +17,7 @@ import numpy as np
 
 from longtail._core.checks import check_choice, freeze
 from longtail.datasets import LabelMatrix
-from longtail.metrics._inputs import ArrayLike, as_labels, score_bits
+from longtail.metrics._inputs import ArrayLike, as_labels, is_torch, score_bits, torch_module
 from longtail.metrics.counts import check_bucket_counts, prediction_ratio
 from longtail.metrics.ranking import average_precision, check_k, precision_at_k
 from longtail.metrics.thresholds import (
@@ -35,7 +35,13 @@ __all__ = ["MetricAccumulator"]
 class MetricAccumulator:
     """Collect validation batches, then compute all metrics at once.
 
-    Scores are stored as float32 (``n x C x 4`` bytes), targets as CSR.
+    Scores are stored as float32 (``n x C x 4`` bytes), targets as CSR. If the first
+    batch's scores are a CUDA tensor (any device but the CPU and MPS, which lacks
+    float64), scores stay on that device: batches are concatenated there and the average
+    precisions are computed there (``ap_macro``, ``ap_micro``, ``ap_per_label``, equal
+    to the host values to float64 rounding); only the other metrics read a host copy.
+    Dense 0/1 target tensors there are checked there; only their positions come to the
+    host.
 
     Parameters
     ----------
@@ -97,6 +103,7 @@ class MetricAccumulator:
         self._labels: LabelMatrix | None = None
         self._n = 0
         self._n_labels: int | None = None
+        self._device = None  # the torch device holding the scores, None for the host
 
     @property
     def n_samples(self) -> int:
@@ -110,8 +117,28 @@ class MetricAccumulator:
         Everything is checked before anything is stored: a rejected batch leaves the
         accumulator as it was.
         """
-        bits = score_bits(scores)
-        b, c = bits.shape
+        device = self._device
+        if self._n == 0 and _keeps_device(scores):
+            device = scores.device
+        if device is None:
+            bits = score_bits(scores)
+            b, c = bits.shape
+            self._check_width(c)
+            labels = as_labels(targets, b, c)
+            stored = np.array(bits.view(np.float32), copy=True)
+        else:
+            stored, labels = _device_batch(scores, targets, device, self._check_width)
+            b, c = stored.shape
+        self._scores.append(stored)
+        self._indices.append(labels.indices)  # immutable: kept without a copy
+        self._row_nnz.append(labels.row_lengths())
+        self._labels = None
+        self._n += b
+        self._n_labels = c
+        self._device = device
+
+    def _check_width(self, c: int) -> None:
+        """The number of labels ``c`` of a new batch against the arguments and earlier batches."""
         if self._n_labels is None:
             if self._width is not None and c != self._width[1]:
                 raise ValueError(f"scores have {c} labels but {self._width[0]} has "
@@ -119,19 +146,16 @@ class MetricAccumulator:
             check_k(self.k, c)
         elif c != self._n_labels:
             raise ValueError(f"scores have {c} labels but earlier batches had {self._n_labels}")
-        labels = as_labels(targets, b, c)
-        self._scores.append(np.array(bits.view(np.float32), copy=True))
-        self._indices.append(labels.indices)  # immutable: kept without a copy
-        self._row_nnz.append(labels.row_lengths())
-        self._labels = None
-        self._n += b
-        self._n_labels = c
 
     def _collect(self) -> tuple[np.ndarray, LabelMatrix]:
         if self._n == 0:
             raise ValueError("MetricAccumulator is empty: call update() first")
         if len(self._scores) > 1:
-            out = np.empty((self._n, self._n_labels), dtype=np.float32)
+            if self._device is None:
+                out = np.empty((self._n, self._n_labels), dtype=np.float32)
+            else:
+                out = torch_module().empty((self._n, self._n_labels),
+                                           dtype=torch_module().float32, device=self._device)
             r = 0
             batches, self._scores = self._scores[::-1], []
             while batches:  # free each batch as soon as it is copied
@@ -163,8 +187,15 @@ class MetricAccumulator:
         scores, targets = self._collect()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            per_label = average_precision(targets, scores, average=None)
-            micro = average_precision(targets, scores, average="micro")
+            if self._device is None:
+                per_label = average_precision(targets, scores, average=None)
+                micro = average_precision(targets, scores, average="micro")
+            else:  # where the scores are; the other metrics read a host copy
+                from longtail.metrics._torch_ap import average_precision_torch
+
+                per_label = average_precision_torch(targets, scores, average=None)
+                micro = average_precision_torch(targets, scores, average="micro")
+                scores = scores.cpu().numpy()
         ks, scalar = check_k(self.k, self._n_labels)
         p_at_k = precision_at_k(targets, scores, k=[int(v) for v in ks])
         preds = apply_thresholds(scores, self.threshold)
@@ -185,3 +216,60 @@ class MetricAccumulator:
         check_choice("objective", objective, OBJECTIVES)
         scores, targets = self._collect()
         return tune_thresholds(targets, scores, objective)
+
+
+def _keeps_device(scores: Any) -> bool:
+    """Whether a first batch's scores keep the accumulator on their device: a torch
+    tensor neither on the CPU nor on MPS (no float64 there)."""
+    return is_torch(scores) and scores.device.type not in ("cpu", "mps")
+
+
+def _device_batch(scores: Any, targets: Any, device: Any, check_width: Any
+                  ) -> tuple[Any, LabelMatrix]:
+    """A batch checked as :meth:`MetricAccumulator.update` checks it, for storage on
+    ``device``: ``(float32 scores [B, C] there, targets as a LabelMatrix)``.
+
+    Scores on another device (or numpy) are checked on the host and copied there. Values
+    are checked on ``device`` (one synchronisation); on a bad value the host checks run on
+    a host copy, so errors and their order are the host path's.
+    """
+    torch = torch_module()
+    if not is_torch(scores) or scores.device != device:
+        bits = score_bits(scores)
+        check_width(bits.shape[1])
+        labels = as_labels(targets, *bits.shape)
+        return torch.from_numpy(np.array(bits.view(np.float32))).to(device), labels
+    if scores.layout != torch.strided or scores.is_complex():
+        score_bits(scores)  # the host path's TypeError
+    s = scores.detach()
+    if s.ndim == 1:
+        s = s.reshape(-1, 1)
+    if s.ndim != 2:
+        raise ValueError(f"scores must have shape [n, C], got shape {tuple(s.shape)}")
+    if s.shape[0] == 0 or s.shape[1] == 0:
+        raise ValueError(f"scores is empty (shape {tuple(s.shape)}): need n >= 1 and C >= 1")
+    b, c = s.shape
+    s32 = s.to(torch.float32, copy=True)
+    flags = [torch.zeros((), dtype=torch.bool, device=device)] * 3  # NaN, overflow, targets
+    if s.is_floating_point():
+        flags[0] = torch.isnan(s32).any()
+        if s.dtype == torch.float64:
+            flags[1] = (torch.isinf(s32) & torch.isfinite(s)).any()
+    hit = None
+    shapes = [(b, c)] + ([(b,)] if c == 1 else [])
+    if (is_torch(targets) and tuple(targets.shape) in shapes  # else the host coercion
+            and targets.layout == torch.strided and not targets.is_complex()):
+        t = targets.detach().reshape(b, c).to(device)
+        hit = t if t.dtype == torch.bool else t != 0
+        if t.dtype != torch.bool:
+            flags[2] = (hit & (t != 1)).any()
+    nan, over, bad = torch.stack(flags).tolist()
+    if nan or over:
+        score_bits(scores)  # raises the host path's error
+    check_width(c)
+    if hit is None or bad:
+        return s32, as_labels(targets, b, c)  # the host coercion, with its errors
+    where = hit.nonzero().cpu().numpy()
+    offsets = np.zeros(b + 1, dtype=np.int64)
+    np.cumsum(np.bincount(where[:, 0], minlength=b), out=offsets[1:])
+    return s32, LabelMatrix(offsets, where[:, 1].astype(np.int32), c)
