@@ -216,6 +216,23 @@ def test_prediction_ratio_takes_n_labels_from_targets_for_a_duck_csr_without_it(
     assert M.prediction_ratio(np.eye(3), p).overall == 1.0
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("payload", [0x7FC00000, 0xFFC00000, 0x7FFFFFFF, 0xFF800001])
+def test_ap_nan_of_any_payload_in_any_block_is_rejected(monkeypatch, n_jobs, payload):
+    # a NaN (quiet, negative, all-ones: the pattern whose key is the largest) in a later
+    # column block, on a positive, never reaches the counting kernel: it is reported
+    from longtail.metrics import _blocks
+
+    monkeypatch.setattr(_blocks, "BLOCK_COLS", 3)
+    rng = np.random.default_rng(0)
+    y = (rng.random((20, 10)) < 0.3).astype(np.uint8)
+    y[5, 8] = 1
+    s = rng.random((20, 10)).astype(np.float32)
+    s.view(np.uint32)[5, 8] = payload
+    with pytest.raises(ValueError, match=r"scores contains NaN at row 5, label 8"):
+        M.average_precision(y, s, None, n_jobs=n_jobs)
+
+
 # ---------------------------------------------------------------------------------
 # hypothesis: random corrupt CSR targets
 # ---------------------------------------------------------------------------------

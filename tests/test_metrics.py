@@ -150,6 +150,87 @@ def test_ap_float64_scores_are_compared_as_float32():
     assert ours(y, s, "macro") == pytest.approx(0.5)
 
 
+def brute_ap(y, s):
+    """Per-label AP by brute force (plain NumPy): the mean over the positives of
+    (positives scoring >= it) / (scores >= it), compared as float32; 0 without
+    positives. This is scikit-learn's step integral, ties included."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(s, dtype=np.float32)
+    out = np.zeros(y.shape[1])
+    for c in range(y.shape[1]):
+        col = s[:, c]
+        ge = col[None, :] >= col[y[:, c]][:, None]  # [positives, n]
+        if ge.shape[0]:
+            out[c] = np.mean((ge & y[:, c]).sum(axis=1) / ge.sum(axis=1))
+    return out
+
+
+@st.composite
+def hard_scores(draw, max_n=60, max_c=5):
+    """Targets and float32 scores made of a few values (any float32: signed zeros,
+    infinities, subnormals, huge and tiny) and their next few floats up: ties, all-equal
+    columns and thresholds one ulp apart, so that lookup-table buckets hold several
+    positives next to far-away outliers."""
+    n = draw(st.integers(1, max_n))
+    c = draw(st.integers(1, max_c))
+    centers = draw(st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=4))
+    seed = draw(st.integers(0, 2**32 - 1))
+    density = draw(st.sampled_from([0.0, 0.05, 0.3, 0.7, 1.0]))
+    rng = np.random.default_rng(seed)
+    values = []
+    for v in np.array(centers, dtype=np.float32):
+        for _ in range(4):
+            values.append(v)
+            with np.errstate(over="ignore"):
+                v = np.nextafter(v, np.float32(np.inf))
+    values = np.array(values, dtype=np.float32)
+    s = values[rng.integers(0, values.size, (n, c))]
+    if draw(st.booleans()):
+        s[:, 0] = values[0]  # an all-equal column
+    y = (rng.random((n, c)) < density).astype(np.int64)
+    return y, s
+
+
+@given(hard_scores())
+def test_ap_per_label_matches_brute_force_reference(problem):
+    y, s = problem
+    got = ours(y, s, None)
+    np.testing.assert_allclose(got, brute_ap(y, s), rtol=0, atol=1e-12)
+    if np.isfinite(s).all():  # scikit-learn refuses infinities
+        np.testing.assert_allclose(got, sk_ap(y, s, None), rtol=0, atol=1e-12)
+
+
+@given(problems(max_n=40, max_c=6))
+def test_ap_counting_equals_sorting_to_the_bit(problem):
+    """The counting kernel gives today's values exactly: the column-sorting path (kept
+    for 2**31 rows and more) is the reference, bit for bit."""
+    from longtail.metrics import ranking
+
+    y, s = problem
+    counted = ours(y, s, None)
+    limit = ranking.COUNT_MAX_ROWS
+    ranking.COUNT_MAX_ROWS = 0
+    try:
+        sorted_ = ours(y, s, None)
+    finally:
+        ranking.COUNT_MAX_ROWS = limit
+    np.testing.assert_array_equal(counted, sorted_)
+
+
+def test_ap_many_positives_in_one_lookup_bucket():
+    # one far-away positive stretches the key range, so each lookup bucket is wide and
+    # the 200 positives one ulp apart (with negatives between them) share a bucket
+    rng = np.random.default_rng(3)
+    cluster = np.float32(0.5) + np.arange(400, dtype=np.float32) * np.spacing(np.float32(0.5))
+    s = np.concatenate([cluster, [-3e38, 3e38, 0.25]]).astype(np.float32)
+    y = np.concatenate([rng.random(400) < 0.5, [1, 0, 1]]).astype(np.int64)
+    order = rng.permutation(s.size)
+    s, y = s[order, None], y[order, None]
+    expected = brute_ap(y, s)
+    assert ours(y, s, None) == pytest.approx(expected, abs=1e-12)
+    assert ours(y, s, None)[0] == pytest.approx(sk_ap(y, s, None)[0], abs=1e-12)
+
+
 # ---------------------------------------------------------------------------------
 # precision at k
 # ---------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
-"""Per-label machinery of :mod:`longtail.metrics`: column blocks of sorted score keys.
+"""Per-label machinery of :mod:`longtail.metrics`: column blocks of score keys.
 
-Average precision and threshold tuning both need, per label, its scores sorted and its
-positives' scores. The score matrix is cut into column blocks that a Numba kernel
-transposes into order-preserving uint32 keys and numpy sorts (SIMD sorting for uint32);
-the positives come from one CSR pass and one sort of ``(label << 32) | key``.
+The score matrix is cut into column blocks that a Numba kernel transposes into
+order-preserving uint32 keys (:func:`for_each_block`). Threshold tuning then sorts each
+column (numpy's SIMD sort for uint32) and takes its positives' scores from one CSR pass
+and one sort of ``(label << 32) | key`` (:func:`positives`). Average precision leaves
+the columns unsorted: it takes each block's positives through the CSC of the targets
+(:func:`block_positives`), sorts only those, and counts (see
+:func:`longtail.metrics._kernels.block_ap_counts`).
 
 Example
 -------
@@ -27,18 +30,24 @@ from longtail.metrics._inputs import raise_nan
 BLOCK_BYTES = 64 << 20
 #: at most this many columns per block (the transpose is fastest around 128-512)
 BLOCK_COLS = 512
+#: at most this many columns per average-precision block: the block's keys stay in the
+#: last-level cache while its positives are gathered from them
+AP_BLOCK_COLS = 128
 
 
 def for_each_block(bits: np.ndarray, fn: Callable[[int, int, np.ndarray], None],
-                   n_jobs: int = 1) -> None:
-    """Call ``fn(c0, c1, sorted_keys)`` for column blocks of the score matrix.
+                   n_jobs: int = 1, *, sort: bool = True, max_cols: int | None = None
+                   ) -> None:
+    """Call ``fn(c0, c1, keys)`` for column blocks of the score matrix.
 
-    ``sorted_keys[j]`` is column ``c0 + j``'s keys, ascending: the block is transposed
-    by a Numba kernel and sorted by numpy. ``n_jobs`` threads take every
+    ``keys[j]`` is column ``c0 + j``'s keys (transposed by a Numba kernel, which also
+    rejects NaN scores), ascending when ``sort`` (numpy's sort). Blocks have at most
+    ``max_cols`` (and :data:`BLOCK_COLS`) columns. ``n_jobs`` threads take every
     ``n_jobs``-th block (the kernels and numpy's sort release the GIL).
     """
     n, n_labels = bits.shape
-    nb = int(max(1, min(n_labels, BLOCK_COLS, BLOCK_BYTES // (4 * n))))
+    cols = BLOCK_COLS if max_cols is None else min(max_cols, BLOCK_COLS)
+    nb = int(max(1, min(n_labels, cols, BLOCK_BYTES // (4 * n))))
     blocks = [(c0, min(n_labels, c0 + nb)) for c0 in range(0, n_labels, nb)]
 
     def work(block_list: list[tuple[int, int]]) -> None:
@@ -47,7 +56,8 @@ def for_each_block(bits: np.ndarray, fn: Callable[[int, int, np.ndarray], None],
             keys = buf[: c1 - c0]
             if _k.block_keys(bits, c0, c1, keys):
                 raise_nan(bits)
-            keys.sort(axis=1)
+            if sort:
+                keys.sort(axis=1)
             fn(c0, c1, keys)
 
     jobs = min(n_jobs, len(blocks))
@@ -70,6 +80,21 @@ def positives(bits: np.ndarray, labels: LabelMatrix) -> tuple[np.ndarray, np.nda
     col_off = np.zeros(bits.shape[1] + 1, dtype=np.int64)
     np.cumsum(labels.label_counts(), out=col_off[1:])
     return freeze(pos64), freeze(col_off)
+
+
+def block_positives(keys: np.ndarray, c0: int, csc: LabelMatrix) -> np.ndarray:
+    """The positives of the columns ``c0 ..`` of a key block, sorted (uint64).
+
+    ``csc`` is the transposed targets (``labels.transpose()``: label -> rows). Entry
+    ``(j << 32) | key`` per positive of column ``c0 + j``; after the sort, column
+    ``c``'s positive keys ascend in ``csc.offsets[c]:csc.offsets[c + 1]`` minus
+    ``csc.offsets[c0]``.
+    """
+    c1 = c0 + keys.shape[0]
+    out = np.empty(int(csc.offsets[c1] - csc.offsets[c0]), dtype=np.uint64)
+    _k.block_positives(keys, c0, csc.offsets, csc.indices, out)
+    out.sort()
+    return out
 
 
 def decode_keys(keys: np.ndarray) -> np.ndarray:

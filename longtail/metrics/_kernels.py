@@ -17,6 +17,15 @@ scoring ``>= u``:  ``AP = (1/P) * sum_u m(u) * tp(u) / ps(u)`` where ``m(u)`` is
 number of positives scoring exactly ``u``. This is scikit-learn's step integral
 ``sum_n (R_n - R_{n-1}) P_n`` with precision taken at distinct thresholds, so ties are
 handled exactly as it does.
+
+Per label, ``ps(u)`` comes from one pass over the label's (unsorted) keys
+(:func:`block_ap_counts`): each key is ranked among the label's sorted distinct
+positive keys ``u_0 < ... < u_{m-1}`` (``r = #{u_j <= key}``) and ``hist[r]`` counted,
+so that ``ps(u_j) = sum_{r > j} hist[r]``. The rank comes from a lookup table of
+about ``8 m`` equal-width buckets of the key range of the positives: a bucket holding
+at most one ``u_j`` gives the rank with one comparison, one holding more is searched
+(rare: thresholds closer than a bucket width). Only the positives are sorted, never the
+scores.
 """
 from __future__ import annotations
 
@@ -247,6 +256,170 @@ def block_count_thresholds(sorted_keys, c0, col_off, out_key, out_count):
         else:
             out_key[j] = v
             out_count[j] = count_lo
+
+
+# ---------------------------------------------------------------------------------
+# per-label (macro) average precision by counting (no sort of the scores)
+# ---------------------------------------------------------------------------------
+_AP_BUCKETS = 8  # lookup-table buckets per distinct positive score
+_AP_COPIES = 4  # histogram copies (consecutive equal ranks do not wait on each other)
+_MIXED = 0x80000000  # flag on a bucket holding two or more thresholds
+_NO_KEY = 0xFFFFFFFF  # above every key of a non-NaN score
+
+
+@njit(cache=True, nogil=True)
+def block_positives(keys, c0, t_offsets, t_indices, out):
+    """``(j << 32) | keys[j, row]`` for the positives of the columns ``c0 + j`` of a block.
+
+    ``t_offsets`` / ``t_indices`` are the CSC of the targets (label -> rows); ``out``
+    (uint64, one slot per positive of the block) is filled label by label. Sorting it
+    (numpy) sorts each label's positive keys.
+    """
+    nb = keys.shape[0]
+    start = t_offsets[c0]
+    for j in range(nb):
+        hi = np.uint64(j) << np.uint64(32)
+        row = keys[j]
+        for t in range(t_offsets[c0 + j], t_offsets[c0 + j + 1]):
+            out[t - start] = hi | np.uint64(row[t_indices[t]])
+
+
+@njit(cache=True, nogil=True)
+def _ap_table(pos, a, b, u, table):
+    """Distinct keys ``u`` of the sorted ``pos[a:b]`` and the bucket table; returns
+    ``(m, base, shift, last_bucket)``.
+
+    Bucket ``d`` holds the keys ``base + [d << shift, (d + 1) << shift)``; keys below
+    ``base`` (all below ``u_0``) count in bucket 0, keys past the last bucket (which is
+    above every ``u``) in the last. ``table[2 d]`` is the number of ``u`` in earlier
+    buckets (``| _MIXED`` when bucket ``d`` holds two or more), ``table[2 d + 1]`` the
+    first ``u`` not in an earlier bucket (``_NO_KEY`` if none). At most
+    ``2 * (_AP_BUCKETS * m + 2)`` entries.
+    """
+    m = 0
+    prev = np.int64(-1)
+    for t in range(a, b):
+        k = _low32(pos[t])
+        if k != prev:
+            u[m] = k
+            m += 1
+            prev = k
+    lo_k = np.int64(u[0])
+    hi_k = np.int64(u[m - 1])
+    width = hi_k - lo_k
+    shift = 0
+    while (width >> shift) + 1 > _AP_BUCKETS * m:
+        shift += 1
+    base = max(lo_k - (np.int64(1) << shift), 0)
+    n_buckets = ((hi_k - base) >> shift) + 2
+    d = 0
+    i = 0
+    while i < m:
+        bucket = (np.int64(u[i]) - base) >> shift
+        e = i + 1
+        while e < m and (np.int64(u[e]) - base) >> shift == bucket:
+            e += 1
+        while d < bucket:  # buckets without a threshold
+            table[2 * d] = i
+            table[2 * d + 1] = u[i]
+            d += 1
+        table[2 * d] = np.uint32(i) | (np.uint32(_MIXED) if e - i > 1 else np.uint32(0))
+        table[2 * d + 1] = u[i]
+        d += 1
+        i = e
+    while d < n_buckets:
+        table[2 * d] = m
+        table[2 * d + 1] = _NO_KEY
+        d += 1
+    return m, base, shift, n_buckets - 1
+
+
+@njit(cache=True, inline="always")
+def _rank(k, base, shift, last, table, u):
+    """``#{u_j <= k}`` by the bucket table of :func:`_ap_table` (all uint32)."""
+    e = np.uint32(2) * min((max(k, base) - base) >> shift, last)
+    lo = table[e]
+    if lo & np.uint32(_MIXED):  # two or more thresholds here: bisect between buckets
+        lo = lo & np.uint32(~np.uint32(_MIXED))
+        hi = table[e + np.uint32(2)] & np.uint32(~np.uint32(_MIXED))
+        while lo < hi:
+            mid = (lo + hi) >> np.uint32(1)
+            if u[mid] <= k:
+                lo = mid + np.uint32(1)
+            else:
+                hi = mid
+        return lo
+    return lo + np.uint32(table[e + np.uint32(1)] <= k)
+
+
+@njit(cache=True, nogil=True)
+def _count_ranks(row, base, shift, last, table, u, hist, stride):
+    """``hist[q * stride + rank(row[i])] += 1`` with ``q = i % 4`` (and ``q = 0`` for
+    the tail): four copies, so runs of equal ranks do not serialise on one counter."""
+    n = row.size
+    n4 = n // 4 * 4
+    h1 = stride
+    h2 = stride + stride
+    h3 = h2 + stride
+    one = np.uint32(1)
+    for i in range(0, n4, 4):
+        hist[_rank(row[i], base, shift, last, table, u)] += one
+        hist[h1 + _rank(row[i + 1], base, shift, last, table, u)] += one
+        hist[h2 + _rank(row[i + 2], base, shift, last, table, u)] += one
+        hist[h3 + _rank(row[i + 3], base, shift, last, table, u)] += one
+    for i in range(n4, n):
+        hist[_rank(row[i], base, shift, last, table, u)] += one
+
+
+@njit(cache=True, nogil=True)
+def block_ap_counts(keys, c0, pos, t_offsets, out):
+    """Average precision of each column of a block, without sorting its scores.
+
+    ``keys[j]`` holds the keys of column ``c0 + j`` in any order (fewer than ``2**31``
+    rows); ``pos`` the block's positives from :func:`block_positives`, sorted, so that
+    ``pos[t_offsets[c] - t_offsets[c0]:t_offsets[c + 1] - t_offsets[c0]]`` are column
+    ``c``'s positive keys ascending. Per column: the distinct positive keys and their
+    bucket table (:func:`_ap_table`), one counting pass over the column
+    (:func:`_count_ranks`), then the AP sum over the distinct positive scores from the
+    highest down, with the same operations as :func:`block_ap`, so the values are the
+    same to the bit. A column without positives gets 0 (scikit-learn's value).
+    """
+    nb = keys.shape[0]
+    start = t_offsets[c0]
+    p_max = 0
+    for j in range(nb):
+        p_max = max(p_max, t_offsets[c0 + j + 1] - t_offsets[c0 + j])
+    u = np.empty(p_max, dtype=np.uint32)
+    table = np.empty(2 * (_AP_BUCKETS * p_max + 2), dtype=np.uint32)
+    hist = np.empty(_AP_COPIES * (p_max + 1), dtype=np.uint32)
+    for j in range(nb):
+        a = t_offsets[c0 + j] - start
+        b = t_offsets[c0 + j + 1] - start
+        if a == b:
+            out[j] = 0.0
+            continue
+        m, base, shift, last = _ap_table(pos, a, b, u, table)
+        stride = m + 1  # ranks 0..m
+        hist[:_AP_COPIES * stride] = 0
+        _count_ranks(keys[j], np.uint32(base), np.uint32(shift), np.uint32(last), table, u,
+                     hist, np.uint32(stride))
+        acc = 0.0
+        tp = 0
+        ps = 0  # scores >= the current positive score: those ranked above it
+        r = m
+        t = b - 1
+        while t >= a:
+            v = _low32(pos[t])
+            mult = 0
+            while t >= a and _low32(pos[t]) == v:
+                mult += 1
+                t -= 1
+            tp += mult
+            for q in range(_AP_COPIES):
+                ps += hist[q * stride + r]
+            r -= 1
+            acc += mult * (tp / ps)
+        out[j] = acc / (b - a)
 
 
 # ---------------------------------------------------------------------------------
