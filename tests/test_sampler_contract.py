@@ -102,13 +102,8 @@ def _class_aware(seed=0, num_replicas=1, rank=0, **kw):
 def _class_aware_batch(seed=0, num_replicas=1, rank=0, **kw):
     kw = {"batch_size": 8, "return_labels": True, "num_samples": 110, "samples_per_label": 2,
           **kw}
-    try:
-        return ClassAwareSampler(kw.pop("labels", Y), seed=seed, num_replicas=num_replicas,
-                                 rank=rank, **kw)
-    except TypeError as err:
-        if "batch_size" in str(err):
-            pytest.skip(f"ClassAwareSampler has no batch mode yet (batch_size=): {err}")
-        raise
+    return ClassAwareSampler(kw.pop("labels", Y), seed=seed, num_replicas=num_replicas,
+                             rank=rank, **kw)
 
 
 def _class_aware_batch_ints(seed=0, num_replicas=1, rank=0, **kw):

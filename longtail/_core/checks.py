@@ -275,7 +275,7 @@ def check_csr(offsets: Any, indices: Any, n_labels: int | None, *, where: str = 
 _MAX_SEED = 2**64
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     """True for a Python or NumPy integer that is not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
@@ -295,7 +295,7 @@ def check_int(name: str, value: Any, low: int | None = None, high: int | None = 
     ...
     TypeError: yielded must be an integer, got 1.7 (float)
     """
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
@@ -316,7 +316,7 @@ def check_bool(name: str, value: Any) -> bool:
 def check_seed(seed: int) -> int:
     """Validate a user seed: an integer in ``[0, 2**64)`` (seeds are 64-bit: a larger one
     would silently give the stream of a smaller one)."""
-    if not _is_int(seed):
+    if not is_int(seed):
         raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
     if not 0 <= seed < _MAX_SEED:
         raise ValueError(f"seed must be a non-negative integer below 2**64, got {seed!r}")
@@ -327,7 +327,7 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> in
     """Validate an integer argument that must be >= 1 (``num_samples``, ``batch_size``...)."""
     if value is None and allow_none:
         return None
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{name} must be a positive integer, got {value!r} "
                         f"({type(value).__name__})")
     if value <= 0:

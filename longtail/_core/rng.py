@@ -14,7 +14,7 @@ from typing import Any, Union
 import numpy as np
 from numba import njit, uint64
 
-from longtail._core.checks import _is_int
+from longtail._core.checks import is_int
 
 _MASK64 = (1 << 64) - 1
 
@@ -149,7 +149,7 @@ def check_seed_like(seed: Any, name: str = "seed", *, allow_none: bool = False) 
     if (seed is None and allow_none) or isinstance(seed, (np.random.RandomState,
                                                          np.random.Generator)):
         return seed
-    if not _is_int(seed):
+    if not is_int(seed):
         raise TypeError(f"{name} must be {'None, ' if allow_none else ''}an integer, a numpy "
                         f"RandomState or Generator, got {seed!r} ({type(seed).__name__})")
     if not 0 <= seed <= _MASK64:
@@ -195,7 +195,7 @@ def random_state_from(seed: Any, name: str = "random_state") -> np.random.Random
         return np.random.mtrand._rand
     if isinstance(seed, np.random.RandomState):
         return seed
-    if isinstance(seed, np.random.Generator) or not _is_int(seed):
+    if isinstance(seed, np.random.Generator) or not is_int(seed):
         raise TypeError(f"{name} must be None, an integer or a numpy RandomState (a "
                         f"Generator cannot replay RandomState draws), got {seed!r} "
                         f"({type(seed).__name__})")

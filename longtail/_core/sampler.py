@@ -37,7 +37,7 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from longtail._core.checks import (  # noqa: F401  (re-exported for the samplers)
-    _is_int, check_bool, check_int, check_positive_int, check_seed)
+    is_int, check_bool, check_int, check_positive_int, check_seed)
 from longtail._core.rng import derive_seed
 
 
@@ -66,10 +66,10 @@ def resolve_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, i
             num_replicas = dist.get_world_size() if initialised else 1
         if rank is None:
             rank = dist.get_rank() if initialised else 0
-    if not _is_int(num_replicas) or not 1 <= num_replicas <= _MAX_REPLICAS:
+    if not is_int(num_replicas) or not 1 <= num_replicas <= _MAX_REPLICAS:
         raise ValueError(f"num_replicas must be a positive integer (at most 2**31 - 1), "
                          f"got {num_replicas!r}")
-    if not _is_int(rank) or not 0 <= rank < num_replicas:
+    if not is_int(rank) or not 0 <= rank < num_replicas:
         raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), "
                          f"got rank={rank!r}")
     return int(num_replicas), int(rank)
@@ -143,8 +143,8 @@ def same_value(expected: Any, got: Any) -> bool:
     if expected is None or isinstance(expected, (bool, np.bool_)):
         return (got is None and expected is None) or (
             isinstance(got, (bool, np.bool_)) and bool(got) == bool(expected))
-    if _is_int(expected):
-        return _is_int(got) and int(got) == int(expected)
+    if is_int(expected):
+        return is_int(got) and int(got) == int(expected)
     if isinstance(expected, (float, np.floating)):
         return (isinstance(got, (float, int, np.floating, np.integer))
                 and not isinstance(got, (bool, np.bool_)) and float(got) == float(expected))
@@ -255,7 +255,7 @@ class ResumableSampler(Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order the next ``iter()`` produces (as DistributedSampler)."""
-        if not _is_int(epoch) or not 0 <= epoch < _MAX_EPOCH:
+        if not is_int(epoch) or not 0 <= epoch < _MAX_EPOCH:
             raise ValueError(f"epoch must be a non-negative integer below 2**63, got {epoch!r}")
         if int(epoch) != self.epoch:
             self._restart()

@@ -133,6 +133,19 @@ def first_true(mask: np.ndarray) -> str:
 # ---------------------------------------------------------------------------------
 # scores
 # ---------------------------------------------------------------------------------
+def as_matrix(a: Any, name: str, *, nonempty: bool = False) -> Any:
+    """``a`` (a NumPy array or a torch tensor) as ``[n, C]``: a 1-D input is one column;
+    anything else but 2-D is a ValueError naming ``name``, as is an empty matrix when
+    ``nonempty``."""
+    if a.ndim == 1:
+        a = a.reshape(-1, 1)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must have shape [n, C], got shape {tuple(a.shape)}")
+    if nonempty and (a.shape[0] == 0 or a.shape[1] == 0):
+        raise ValueError(f"{name} is empty (shape {tuple(a.shape)}): need n >= 1 and C >= 1")
+    return a
+
+
 def score_bits(scores: Any, name: str = "scores", check_nan: bool = True) -> np.ndarray:
     """float32 scores as a read-only C-contiguous uint32 bit view ``[n, C]``.
 
@@ -143,12 +156,7 @@ def score_bits(scores: Any, name: str = "scores", check_nan: bool = True) -> np.
     arr = to_numpy(scores, name)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim == 1:
-        arr = arr.reshape(-1, 1)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must have shape [n, C], got shape {tuple(arr.shape)}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(arr.shape)}): need n >= 1 and C >= 1")
+    arr = as_matrix(arr, name, nonempty=True)
     if arr.shape[0] * arr.shape[1] >= 2**62:  # pragma: no cover - cannot be allocated
         raise ValueError(f"{name} is too large (shape {tuple(arr.shape)})")
     with np.errstate(over="ignore"):  # beyond float32: reported below
@@ -213,11 +221,7 @@ def claimed_shape(x: Any, name: str) -> tuple[int | None, int | None, Any]:
         except (TypeError, ValueError) as exc:
             raise prefixed(exc, name) from None
         return n, n_labels, x
-    arr = to_numpy(x, name)
-    if arr.ndim == 1:
-        arr = arr.reshape(-1, 1)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must have shape [n, C], got {tuple(arr.shape)}")
+    arr = as_matrix(to_numpy(x, name), name)
     return arr.shape[0], arr.shape[1], arr
 
 

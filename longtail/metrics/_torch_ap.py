@@ -40,7 +40,7 @@ import torch
 
 from longtail._core.checks import check_choice
 from longtail.datasets import LabelMatrix
-from longtail.metrics._inputs import as_labels, raise_nan, score_bits
+from longtail.metrics._inputs import as_labels, as_matrix, raise_nan, score_bits
 
 __all__ = ["average_precision_torch"]
 
@@ -117,25 +117,14 @@ def _scores_2d(scores: Any, targets: Any) -> torch.Tensor:
                         "(use longtail.metrics.average_precision)")
     if scores.layout != torch.strided or scores.is_complex():
         _raise_like_cpu(targets, scores)  # the CPU path's TypeError
-    s = scores.detach()
-    if s.ndim == 1:
-        s = s.reshape(-1, 1)
-    if s.ndim != 2:
-        raise ValueError(f"scores must have shape [n, C], got shape {tuple(s.shape)}")
-    if s.shape[0] == 0 or s.shape[1] == 0:
-        raise ValueError(f"scores is empty (shape {tuple(s.shape)}): need n >= 1 and C >= 1")
-    return s
+    return as_matrix(scores.detach(), "scores", nonempty=True)
 
 
 def _targets(targets: Any, scores: Any, n: int, c: int) -> torch.Tensor | LabelMatrix:
     """A 2-D dense tensor (values checked later, on the device) or a LabelMatrix."""
     if isinstance(targets, torch.Tensor) and targets.layout == torch.strided \
             and not targets.is_complex():
-        t = targets.detach()
-        if t.ndim == 1:
-            t = t.reshape(-1, 1)
-        if t.ndim != 2:
-            raise ValueError(f"targets must have shape [n, C], got {tuple(t.shape)}")
+        t = as_matrix(targets.detach(), "targets")
         if tuple(t.shape) != (n, c):
             raise ValueError(f"targets has shape {tuple(t.shape)} but scores have shape "
                              f"({n}, {c})")

@@ -17,7 +17,8 @@ import numpy as np
 
 from longtail._core.checks import check_choice, freeze
 from longtail.datasets import LabelMatrix
-from longtail.metrics._inputs import ArrayLike, as_labels, is_torch, score_bits, torch_module
+from longtail.metrics._inputs import (ArrayLike, as_labels, as_matrix, is_torch, score_bits,
+                                      torch_module)
 from longtail.metrics.counts import check_bucket_counts, prediction_ratio
 from longtail.metrics.ranking import average_precision, check_k, precision_at_k
 from longtail.metrics.thresholds import (
@@ -241,13 +242,7 @@ def _device_batch(scores: Any, targets: Any, device: Any, check_width: Any
         return torch.from_numpy(np.array(bits.view(np.float32))).to(device), labels
     if scores.layout != torch.strided or scores.is_complex():
         score_bits(scores)  # the host path's TypeError
-    s = scores.detach()
-    if s.ndim == 1:
-        s = s.reshape(-1, 1)
-    if s.ndim != 2:
-        raise ValueError(f"scores must have shape [n, C], got shape {tuple(s.shape)}")
-    if s.shape[0] == 0 or s.shape[1] == 0:
-        raise ValueError(f"scores is empty (shape {tuple(s.shape)}): need n >= 1 and C >= 1")
+    s = as_matrix(scores.detach(), "scores", nonempty=True)
     b, c = s.shape
     s32 = s.to(torch.float32, copy=True)
     flags = [torch.zeros((), dtype=torch.bool, device=device)] * 3  # NaN, overflow, targets
