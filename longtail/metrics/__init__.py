@@ -8,7 +8,8 @@ matrix. Every target becomes a LabelMatrix first (:meth:`LabelMatrix.from_any` f
 dense input).
 
 Modules: :mod:`~longtail.metrics.ranking` (:func:`average_precision`,
-:func:`precision_at_k`), :mod:`~longtail.metrics.thresholds` (:func:`tune_thresholds`,
+:func:`precision_at_k`, :func:`propensity_scored_precision_at_k`,
+:func:`label_propensities`), :mod:`~longtail.metrics.thresholds` (:func:`tune_thresholds`,
 :func:`apply_thresholds`, :func:`remove_pos_weight_shift`),
 :mod:`~longtail.metrics.counts` (:func:`prediction_ratio`, :class:`PredictionRatio`),
 :mod:`~longtail.metrics.accumulator` (:class:`MetricAccumulator`); every name is also
@@ -52,7 +53,8 @@ from __future__ import annotations
 from longtail._core.lazy import lazy_exports
 
 __getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
-    "ranking": "average_precision precision_at_k",
+    "ranking": "average_precision precision_at_k propensity_scored_precision_at_k "
+               "label_propensities",
     "thresholds": "tune_thresholds apply_thresholds remove_pos_weight_shift",
     "counts": "PredictionRatio prediction_ratio",
     "accumulator": "MetricAccumulator",

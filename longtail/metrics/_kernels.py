@@ -493,6 +493,52 @@ def ap_from_counts(mult, ge, n_pos):
 # ---------------------------------------------------------------------------------
 # precision at k
 # ---------------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _row_topk(bits, i, kmax, bk, bi):
+    """The ``kmax`` highest scores of row ``i`` into ``bk`` (keys, descending) and ``bi``
+    (their label ids); returns the number of NaN scores in the row.
+
+    The selection of :func:`topk_hits` (kept inline there: calling this helper cost it a
+    few per cent): ties go to the lower label id (a stable descending sort), a later
+    label displaces only strictly lower keys. Needs ``kmax <= bits.shape[1]``.
+    """
+    c = bits.shape[1]
+    cnt = 0
+    nan = 0
+    for j in range(c):
+        v = bits[i, j]
+        nan += _is_nan(v)
+        k = _key(v)
+        if cnt < kmax:
+            pos = cnt
+            cnt += 1
+        elif k > bk[kmax - 1]:
+            pos = kmax - 1
+        else:
+            continue
+        while pos > 0 and bk[pos - 1] < k:
+            bk[pos] = bk[pos - 1]
+            bi[pos] = bi[pos - 1]
+            pos -= 1
+        bk[pos] = k
+        bi[pos] = j
+    return nan
+
+
+@njit(cache=True, inline="always")
+def _has_label(indices, a, b, lab):
+    """Whether the sorted ``indices[a:b]`` hold ``lab`` (bisection)."""
+    lo = a
+    hi = b
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if indices[mid] < lab:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < b and indices[lo] == lab
+
+
 @njit(cache=True, nogil=True)
 def topk_hits(bits, offsets, indices, row0, ks, hits):
     """Add, for each ``k`` in ``ks``, the number of true labels among each row's top k.
@@ -546,4 +592,60 @@ def topk_hits(bits, offsets, indices, row0, ks, hits):
             prefix[s] = h
         for q in range(ks.size):
             hits[q] += prefix[ks[q] - 1]
+    return nan
+
+
+@njit(cache=True, nogil=True)
+def topk_weighted_hits(bits, offsets, indices, row0, ks, inv, num, best):
+    """Propensity-scored hits of each row's top k, and the best achievable sums.
+
+    For each ``k = ks[q]`` and each row of this chunk, ``num[q]`` gets the sum of
+    ``inv[l]`` (inverse propensities, float64) over the true labels ``l`` among the row's
+    top k (chosen exactly as in :func:`topk_hits`), and ``best[q]`` the sum of the
+    ``min(k, |y_i|)`` largest ``inv`` of the row's true labels (what a perfect ranking
+    would get). Sums are float64, per row then over rows. Returns the number of NaN
+    scores seen.
+    """
+    r = bits.shape[0]
+    kmax = 0
+    for q in range(ks.size):
+        kmax = max(kmax, ks[q])
+    bk = np.empty(kmax, dtype=np.int64)
+    bi = np.empty(kmax, dtype=np.int64)
+    top = np.empty(kmax, dtype=np.float64)  # largest true-label weights, descending
+    prefix = np.empty(kmax, dtype=np.float64)
+    nan = 0
+    for i in range(r):
+        nan += _row_topk(bits, i, kmax, bk, bi)
+        a = offsets[row0 + i]
+        b = offsets[row0 + i + 1]
+        h = 0.0
+        for s in range(kmax):
+            lab = bi[s]
+            if _has_label(indices, a, b, lab):
+                h += inv[lab]
+            prefix[s] = h
+        for q in range(ks.size):
+            num[q] += prefix[ks[q] - 1]
+        cnt = 0
+        for t in range(a, b):
+            w = inv[indices[t]]
+            if cnt < kmax:
+                pos = cnt
+                cnt += 1
+            elif w > top[kmax - 1]:
+                pos = kmax - 1
+            else:
+                continue
+            while pos > 0 and top[pos - 1] < w:
+                top[pos] = top[pos - 1]
+                pos -= 1
+            top[pos] = w
+        h = 0.0
+        for s in range(kmax):
+            if s < cnt:
+                h += top[s]
+            prefix[s] = h
+        for q in range(ks.size):
+            best[q] += prefix[ks[q] - 1]
     return nan
