@@ -14,6 +14,6 @@ __getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
     "label_matrix": "LabelMatrix LabelStats",
     "arrow_dataset": "ArrowDataset BatchedSamples",
     "index_batch": "IndexBatch ExtrasDataset with_extras collate_with_extras",
-    "synthetic": "make_long_tail LongTailData PRESETS",
+    "synthetic": "make_long_tail LongTailData DenseOracle PRESETS",
     "dataset_file": "write_dataset", "io": "read_features",
 })

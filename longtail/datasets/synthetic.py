@@ -2,7 +2,7 @@
 
 Two generative models, both with labels correlated through latent topics:
 
-* ``kind="dense"`` (presets ``small``, ``seed``): a Gaussian latent-factor model. Each
+* ``kind="dense"`` (presets ``small``, ``medium``, ``seed``): a Gaussian latent-factor model. Each
   example has an observed latent ``z`` (K dims, the features reveal it through a noisy
   linear map) and a hidden latent ``h`` (H dims, the features do not see it). Label c
   fires when ``a_c <u_c, z> + sqrt(1 - a_c^2) <v_c, h>`` exceeds the Gaussian quantile
@@ -12,7 +12,9 @@ Two generative models, both with labels correlated through latent topics:
   caps what any model can reach (labels are learnable but noisy). Prevalences follow
   ``p_min + (p_max - p_min) * u**shape`` over quantiles ``u``: most labels sit near
   ``p_min``, with a tail of frequent ones; ``shape`` is solved so that the mean number of
-  labels per example hits ``mean_labels``.
+  labels per example hits ``mean_labels``. The model is known, so each dense dataset
+  carries its Bayes-optimal predictor, :class:`DenseOracle` (``data.oracle``): the
+  ceiling any model trained on the features can approach.
 * ``kind="sparse"`` (presets ``sparse``, ``extreme``): a topic model for few labels per
   example with Zipf-like label popularity: each example picks a topic, then
   ``1 + Poisson(mean_labels - 1)`` labels from the topic's popularity-weighted labels
@@ -33,7 +35,9 @@ import math
 from typing import Any, Callable
 
 import numpy as np
+from scipy import special
 
+from longtail._core.checks import check_positive_int
 from longtail._core.rng import Stream, derive_seed, kernel_seed
 from longtail.datasets import _synthetic_kernels as SK
 from longtail.datasets.label_matrix import LabelMatrix
@@ -57,14 +61,235 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Standard deviation of the isotropic Gaussian noise the dense model adds to the features.
+FEATURE_NOISE: float = 0.5
+
+#: Elements of the largest temporary (rows x labels) one oracle chunk may hold.
+_ORACLE_CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DenseOracle:
+    """The Bayes-optimal ``P(y_c = 1 | x)`` of the dense generative model.
+
+    The dense model draws ``z ~ N(0, I_K)`` (visible) and ``h ~ N(0, I_H)`` (hidden),
+    features ``x = mix^T z + noise * eps`` and label scores
+    ``s_c = <w_c, z> + <v'_c, h> ~ N(0, 1)`` with ``w_c = a_c u_c`` (``directions``).
+    Given ``x``, ``z`` is Gaussian with precision ``A = I + mix mix^T / noise**2``,
+    covariance ``covariance = A^-1`` and mean ``mu(x) = covariance mix x / noise**2``, so
+    ``s_c | x ~ N(<w_c, mu(x)>, sd_c**2)`` with ``sd_c**2 = w_c^T covariance w_c + 1 -
+    |w_c|**2`` and ``P(y_c = 1 | x) = Phi((<w_c, mu(x)> - t_c) / sd_c)``.
+
+    The generator makes exactly ``round(p_c n)`` top-scoring examples positive; the
+    oracle uses the population threshold ``t_c = Phi^-1(1 - p_c)`` instead, so its
+    probabilities are exact in the large-``n`` limit (off by ``O(1/sqrt(n))`` in the
+    threshold for a finite sample). Its ranking of examples for one label is exact
+    regardless: it is monotone in ``<w_c, mu(x)>``, so per-label metrics (per-label
+    and macro AP) are those of the Bayes-optimal ranking.
+
+    Parameters
+    ----------
+    mix : array (K, d)
+        The linear map from the visible latent to the features.
+    directions : array (L, K)
+        Visible label directions ``a_c u_c`` (norms < 1).
+    covariance : array (K, K)
+        Posterior covariance of the visible latent given the features.
+    thresholds : array (L,)
+        Score thresholds ``t_c``.
+    sd : array (L,)
+        Posterior standard deviation of each label's score given the features (> 0).
+    noise : float
+        Standard deviation of the feature noise (:data:`FEATURE_NOISE`).
+
+    Example
+    -------
+    >>> data = make_long_tail("small", seed=0, n_examples=1000)
+    >>> p = data.oracle.predict_proba(data.features)
+    >>> p.shape, p.dtype, bool(((p > 0) & (p < 1)).all())
+    ((1000, 500), dtype('float32'), True)
+    """
+
+    mix: np.ndarray
+    directions: np.ndarray
+    covariance: np.ndarray
+    thresholds: np.ndarray
+    sd: np.ndarray
+    noise: float = FEATURE_NOISE
+    _weights: np.ndarray = dataclasses.field(init=False, repr=False)
+    _bias: np.ndarray = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        def owned(name: str, dtype: Any, ndim: int) -> np.ndarray:
+            a = np.array(getattr(self, name), dtype=dtype, order="C", copy=True)
+            if a.ndim != ndim:
+                raise ValueError(f"DenseOracle {name} must be {ndim}-D, got shape {a.shape}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"DenseOracle {name} must be finite")
+            a.flags.writeable = False
+            object.__setattr__(self, name, a)
+            return a
+
+        mix = owned("mix", np.float32, 2)
+        directions = owned("directions", np.float32, 2)
+        cov = owned("covariance", np.float64, 2)
+        t = owned("thresholds", np.float64, 1)
+        sd = owned("sd", np.float64, 1)
+        K, L = mix.shape[0], directions.shape[0]
+        if directions.shape[1] != K or cov.shape != (K, K) or t.shape != (L,) or sd.shape != (L,):
+            raise ValueError(
+                f"DenseOracle shapes do not fit: mix {mix.shape} (K, d), directions "
+                f"{directions.shape} (L, K), covariance {cov.shape} (K, K), thresholds "
+                f"{t.shape} (L,), sd {sd.shape} (L,)")
+        if not (sd > 0).all():
+            raise ValueError("DenseOracle sd must be > 0")
+        noise = float(self.noise)
+        if not (math.isfinite(noise) and noise > 0):
+            raise ValueError(f"DenseOracle noise must be a finite number > 0, got {self.noise!r}")
+        object.__setattr__(self, "noise", noise)
+        # margin_c(x) = (<w_c, mu(x)> - t_c) / sd_c = x @ weights[:, c] - bias[c]
+        weights = (mix.astype(np.float64).T @ cov @ directions.astype(np.float64).T
+                   / (noise * noise)) / sd
+        weights.flags.writeable = False
+        bias = t / sd
+        bias.flags.writeable = False
+        object.__setattr__(self, "_weights", weights)
+        object.__setattr__(self, "_bias", bias)
+
+    @property
+    def n_features(self) -> int:
+        """Number of feature columns ``d`` the oracle expects."""
+        return int(self.mix.shape[1])
+
+    @property
+    def n_labels(self) -> int:
+        """Number of labels ``L``."""
+        return int(self.directions.shape[0])
+
+    def _rows(self, features: Any, chunk_rows: int | None, width: int):
+        """Checked features, then ``(start, stop, float64 block)`` row chunks."""
+        if not isinstance(features, np.ndarray):
+            if hasattr(features, "detach"):  # a torch tensor
+                features = features.detach().cpu().numpy()
+            else:
+                features = np.asarray(features)
+        if features.dtype.kind not in "biuf":
+            raise TypeError(f"features must be a real (float or integer) array, got dtype "
+                            f"{features.dtype}")
+        if features.ndim != 2 or features.shape[1] != self.n_features:
+            raise ValueError(f"features must have shape (n, {self.n_features}), got shape "
+                             f"{features.shape}")
+        chunk = check_positive_int("chunk_rows", chunk_rows, allow_none=True)
+        if chunk is None:
+            chunk = max(1, _ORACLE_CHUNK_ELEMENTS // max(width, self.n_features, 1))
+        n = features.shape[0]
+        for r0 in range(0, n, chunk):
+            r1 = min(n, r0 + chunk)
+            x = features[r0:r1].astype(np.float64)
+            finite = np.isfinite(x).all(axis=1)
+            if not finite.all():
+                raise ValueError(f"features must be finite: row {r0 + int(np.argmin(finite))} "
+                                 f"holds NaN or inf")
+            yield r0, r1, x
+
+    def _margins(self, x: np.ndarray) -> np.ndarray:
+        m = x @ self._weights
+        m -= self._bias
+        return m
+
+    def posterior_mean(self, features: Any, *, chunk_rows: int | None = None) -> np.ndarray:
+        """``E[z | x]`` for each row: float64 (n, K).
+
+        Example
+        -------
+        >>> data = make_long_tail("small", seed=0, n_examples=100)
+        >>> data.oracle.posterior_mean(data.features).shape
+        (100, 32)
+        """
+        K = self.mix.shape[0]
+        out = np.empty((self._n_rows(features), K))
+        gain = self.mix.astype(np.float64).T @ self.covariance / (self.noise * self.noise)
+        for r0, r1, x in self._rows(features, chunk_rows, K):
+            out[r0:r1] = x @ gain
+        return out
+
+    def logits(self, features: Any, *, chunk_rows: int | None = None) -> np.ndarray:
+        """Log-odds of ``P(y_c = 1 | x)``: float32 (n, L), ``sigmoid(logits)`` is the
+        probability.
+
+        Computed stably as ``log Phi(m) - log Phi(-m)`` of the probit margin ``m`` (no
+        overflow for confident rows). Rows go in chunks of ``chunk_rows`` (default: about
+        4M elements of scratch), so the extra memory is ``O(chunk_rows * L)``.
+
+        Parameters
+        ----------
+        features : array (n, d)
+            Finite real features, as the generator makes them.
+        chunk_rows : int, optional
+            Rows per chunk.
+
+        Example
+        -------
+        >>> data = make_long_tail("small", seed=0, n_examples=200)
+        >>> o = data.oracle
+        >>> z = o.logits(data.features)
+        >>> bool(np.allclose(1 / (1 + np.exp(-z)), o.predict_proba(data.features), atol=1e-6))
+        True
+        """
+        out = np.empty((self._n_rows(features), self.n_labels), dtype=np.float32)
+        for r0, r1, x in self._rows(features, chunk_rows, self.n_labels):
+            m = self._margins(x)
+            out[r0:r1] = special.log_ndtr(m) - special.log_ndtr(-m)
+        return out
+
+    def predict_proba(self, features: Any, *, chunk_rows: int | None = None) -> np.ndarray:
+        """``P(y_c = 1 | x)``: float32 (n, L), in chunks as :meth:`logits`.
+
+        Example
+        -------
+        >>> data = make_long_tail("small", seed=0, n_examples=2000)
+        >>> p = data.oracle.predict_proba(data.features)
+        >>> bool(abs(p.mean() - data.labels.prevalence().mean()) < 0.002)
+        True
+        """
+        out = np.empty((self._n_rows(features), self.n_labels), dtype=np.float32)
+        for r0, r1, x in self._rows(features, chunk_rows, self.n_labels):
+            out[r0:r1] = special.ndtr(self._margins(x))
+        return out
+
+    @staticmethod
+    def _n_rows(features: Any) -> int:
+        shape = np.shape(features)
+        return int(shape[0]) if len(shape) == 2 else 0
+
+
+def _dense_oracle(mix: np.ndarray, W: np.ndarray, prev: np.ndarray) -> DenseOracle:
+    """The oracle of a dense model from its arrays (float32 ``W`` as the labels use)."""
+    K = mix.shape[0]
+    m64 = mix.astype(np.float64)
+    precision = np.eye(K) + m64 @ m64.T / (FEATURE_NOISE * FEATURE_NOISE)
+    cov = np.linalg.inv(precision)
+    cov = (cov + cov.T) / 2
+    w = W[:, :K].astype(np.float64)
+    hidden2 = np.einsum("ij,ij->i", W[:, K:].astype(np.float64), W[:, K:].astype(np.float64))
+    var = np.einsum("ij,jk,ik->i", w, cov, w) + hidden2
+    return DenseOracle(mix, W[:, :K], cov, -special.ndtri(prev), np.sqrt(var), FEATURE_NOISE)
+
+
 @dataclasses.dataclass
 class LongTailData:
-    """Generated data: float32 features (n, d), a LabelMatrix and what made them."""
+    """Generated data: float32 features (n, d), a LabelMatrix and what made them.
+
+    ``target_prevalence`` and ``oracle`` (a :class:`DenseOracle`, the Bayes-optimal
+    predictor) are set for the dense presets and ``None`` for the sparse ones. ``save``
+    writes features and labels only.
+    """
 
     features: np.ndarray
     labels: LabelMatrix
     params: dict[str, Any]
     target_prevalence: np.ndarray | None = None
+    oracle: DenseOracle | None = None
 
     def save(self, path: str, *, overwrite: bool = False) -> None:
         """Write an uncompressed Arrow IPC dataset file (see ``write_dataset``)."""
@@ -118,7 +343,7 @@ def _make_dense(p: dict[str, Any], seed: int, progress: Callable[[int], None] | 
     zrng = np.random.default_rng(derive_seed(seed, Stream.SYNTH_ROWS))
     z = zrng.standard_normal((n, K + H), dtype=np.float32)
     features = z[:, :K] @ mix
-    features += 0.5 * zrng.standard_normal((n, d), dtype=np.float32)
+    features += FEATURE_NOISE * zrng.standard_normal((n, d), dtype=np.float32)
     # Exactly round(p_c * n) positives per label: the top-scoring examples of each label,
     # found label block by label block (scores of a block: (block, n) floats).
     k_c = np.clip(np.rint(prev * n).astype(np.int64), 0, n)
@@ -139,7 +364,7 @@ def _make_dense(p: dict[str, Any], seed: int, progress: Callable[[int], None] | 
             progress((b1 - b0) / L)
     by_label = LabelMatrix._trusted(t_offsets, t_indices, n)
     labels = by_label.transpose()
-    return LongTailData(features, labels, dict(p, seed=seed), prev)
+    return LongTailData(features, labels, dict(p, seed=seed), prev, _dense_oracle(mix, W, prev))
 
 
 def _make_sparse(p: dict[str, Any], seed: int, progress: Callable[[int], None] | None
@@ -235,13 +460,23 @@ def make_long_tail(
     -------
     LongTailData
         ``features`` float32 (n, d), ``labels`` LabelMatrix, ``params``,
-        ``target_prevalence`` (dense kind).
+        ``target_prevalence`` and ``oracle`` (dense kind; ``None`` for sparse):
+        a :class:`DenseOracle` giving the Bayes-optimal ``P(y_c = 1 | x)`` of the
+        generative model, whose macro AP is the ceiling to print next to trained models.
 
     Example
     -------
     >>> d = make_long_tail("small", seed=1, n_examples=500)
     >>> len(d.labels), d.labels.n_labels
     (500, 500)
+
+    The oracle's macro AP is far above that of uninformative scores (the mean prevalence):
+
+    >>> from longtail.metrics import average_precision
+    >>> d = make_long_tail("small", seed=0, n_examples=2000)
+    >>> ceiling = average_precision(d.labels, d.oracle.predict_proba(d.features))
+    >>> bool(ceiling > 3 * d.labels.prevalence().mean())
+    True
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
