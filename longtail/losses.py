@@ -25,6 +25,13 @@ disabled inside, from ``logsigmoid``/``softplus`` forms, so fp16/bf16 logits und
 autocast and logits of +-100 give finite, exact-to-float32 losses and gradients. The
 result is float32 (or float64).
 
+Label-level hard negative mining: :func:`hard_negative_mask` keeps, per label, every
+positive and ``k_c = clamp(ceil(negative_ratio * n_pos_c), min_negatives, n_neg_c)``
+negatives (the hardest, sampled by loss, or uniform); :func:`hard_negative_loss` and
+:class:`HardNegativeLoss` apply it to BCE, focal, ASL or any entry loss (a rare label
+with 1 positive in a batch of 256 then learns from its ~10 hardest negatives instead of
+255 mostly easy ones).
+
 Calibration: BCE with ``pos_weight = w`` is minimised at ``logit(p) + log w``, so the
 model over-predicts; subtract ``log w`` at inference
 (:func:`longtail.metrics.remove_pos_weight_shift`). Focal, ASL and the
@@ -43,6 +50,7 @@ torch.Size([2])
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from typing import Any, Sequence, Union
 
@@ -51,7 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from longtail._core.checks import check_bool, check_choice, check_number, check_positive_int
+from longtail._core.checks import (check_bool, check_choice, check_int, check_number,
+                                   check_positive_int)
 
 __all__ = [
     "per_example_loss",
@@ -61,11 +70,14 @@ __all__ = [
     "class_balanced_weights",
     "distribution_balanced_loss",
     "logit_adjusted_bce",
+    "hard_negative_mask",
+    "hard_negative_loss",
     "BCEWithLogits",
     "FocalLoss",
     "AsymmetricLoss",
     "DistributionBalancedLoss",
     "LogitAdjustedBCE",
+    "HardNegativeLoss",
 ]
 
 TensorLike = Union[Tensor, Sequence[float], float, Any]
@@ -255,7 +267,7 @@ def _reduce(loss: Tensor, y: Tensor, weight: Tensor | None, reduction: str,
 # per-example reduction (shared with the replay sampler)
 # ---------------------------------------------------------------------------------
 def per_example_loss(loss: Tensor, targets: Tensor | None = None,
-                     reduction: str = "mean") -> Tensor:
+                     reduction: str = "mean", *, mask: Tensor | None = None) -> Tensor:
     """Reduce an element-wise loss ``[B, C]`` to one loss per example ``[B]``.
 
     This is what ``HardExampleSampler.update(indices, losses)`` consumes, and what
@@ -273,6 +285,11 @@ def per_example_loss(loss: Tensor, targets: Tensor | None = None,
         ``"balanced"`` = ``0.5 * (mean over the positive entries + mean over the
         negative entries)``; a row without positives uses the negative mean only (and
         a row without negatives the positive mean only).
+    mask : bool Tensor [B, C], optional
+        Entries to reduce over (e.g. :func:`hard_negative_mask`); the others are
+        ignored, as if absent: ``"mean"`` is the mean over the example's kept entries,
+        ``"max"`` their maximum, ``"balanced"`` counts only kept positives and kept
+        negatives. A row without kept entries gives 0 (and no gradient).
 
     Why "balanced": with 7,900 labels and ~130 positives per example, ``"sum"`` and
     ``"mean"`` are dominated by the ~7,770 easy negatives (each small, together
@@ -312,6 +329,8 @@ def per_example_loss(loss: Tensor, targets: Tensor | None = None,
             f"{tuple(loss.shape)}")
     if loss.shape[1] == 0:
         raise ValueError(f"loss has no labels (shape {tuple(loss.shape)})")
+    if mask is not None:
+        return _masked_per_example(loss, targets, reduction, mask)
     if reduction == "mean":
         return loss.mean(dim=1)
     if reduction == "sum":
@@ -329,6 +348,39 @@ def per_example_loss(loss: Tensor, targets: Tensor | None = None,
     neg_mean = (loss * neg).sum(dim=1) / torch.where(n_neg > 0, n_neg, torch.ones_like(n_neg))
     both = 0.5 * (pos_mean + neg_mean)
     return torch.where(n_pos > 0, torch.where(n_neg > 0, both, pos_mean), neg_mean)
+
+
+def _masked_per_example(loss: Tensor, targets: Tensor | None, reduction: str,
+                        mask: Tensor) -> Tensor:
+    """:func:`per_example_loss` over the entries where ``mask`` is True only."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a torch.Tensor or None, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor, got {mask.dtype}")
+    if mask.shape != loss.shape:
+        raise ValueError(
+            f"mask has shape {tuple(mask.shape)} but loss has shape {tuple(loss.shape)}")
+    m = mask.to(loss.device)
+    zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
+    kept = torch.where(m, loss, zero)  # where, not *: a dropped inf/NaN stays out
+    count = m.sum(dim=1)
+    if reduction == "sum":
+        return kept.sum(dim=1)
+    if reduction == "mean":
+        return kept.sum(dim=1) / count.clamp_min(1)
+    if reduction == "max":
+        top = torch.where(m, loss, torch.full_like(loss, -math.inf)).amax(dim=1)
+        return torch.where(count > 0, top, zero)
+    if targets is None:
+        raise ValueError("reduction='balanced' needs targets")
+    t = targets.to(device=loss.device, dtype=loss.dtype)
+    pos, neg = t * m, (1 - t) * m
+    n_pos, n_neg = pos.sum(dim=1), neg.sum(dim=1)
+    pos_mean = (kept * pos).sum(dim=1) / torch.where(n_pos > 0, n_pos, torch.ones_like(n_pos))
+    neg_mean = (kept * neg).sum(dim=1) / torch.where(n_neg > 0, n_neg, torch.ones_like(n_neg))
+    both = 0.5 * (pos_mean + neg_mean)
+    return torch.where(n_pos > 0, torch.where(n_neg > 0, both, pos_mean),
+                       torch.where(n_neg > 0, neg_mean, zero))
 
 
 # ---------------------------------------------------------------------------------
@@ -699,6 +751,295 @@ def logit_adjusted_bce(logits: Tensor, targets: Tensor, prior: TensorLike, tau: 
 
 
 # ---------------------------------------------------------------------------------
+# label-level hard negative mining
+# ---------------------------------------------------------------------------------
+_HN_MODES = ("topk", "sample", "random")
+_HN_NORMALIZE = ("mask", "all")
+_HN_LOSSES = {"bce": bce_with_logits, "focal": sigmoid_focal_loss, "asl": asymmetric_loss}
+# keyword arguments that hard_negative_loss sets itself when it calls the entry loss
+_HN_RESERVED = ("logits", "targets", "reduction", "sample_reduction", "validate")
+
+
+def _hn_params(negative_ratio: Any, min_negatives: Any, mode: Any, temperature: Any,
+               generator: Any) -> tuple[float, int, str, float]:
+    """Checked mining parameters (TypeError/ValueError naming the argument)."""
+    ratio = _real(negative_ratio, "negative_ratio", lo=0.0, lo_open=True)
+    min_neg = check_int("min_negatives", min_negatives, 0)
+    mode = check_choice("mode", mode, _HN_MODES)
+    temperature = _real(temperature, "temperature", lo=0.0, lo_open=True)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got "
+                        f"{type(generator).__name__}")
+    return ratio, min_neg, mode, temperature
+
+
+def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
+    if generator is None:
+        return
+    g = torch.device(generator.device)
+    if g.type != device.type or (g.index is not None and device.index is not None
+                                 and g.index != device.index):
+        raise ValueError(f"generator is on {g} but the losses are on {device}; pass "
+                         f"torch.Generator(device={str(device)!r})")
+
+
+def _ordered_int(key: Tensor) -> Tensor:
+    """An int64 tensor with the order of the float (not NaN) tensor ``key``.
+
+    IEEE floats order like sign-magnitude integers: flipping the magnitude bits of the
+    negative ones makes the bit patterns order like the values (-0.0 just below 0.0).
+    """
+    if key.dtype == torch.float64:
+        bits, flip = key.view(torch.int64), 0x7FFF_FFFF_FFFF_FFFF
+    else:
+        bits, flip = key.view(torch.int32).to(torch.int64), 0x7FFF_FFFF
+    return torch.where(bits < 0, bits ^ flip, bits)
+
+
+def _hn_keys(loss: Tensor, mode: str, temperature: float,
+             generator: torch.Generator | None) -> Tensor:
+    """Sort keys ``[B, C]``: the negatives with the largest keys are kept first."""
+    if mode == "topk":
+        return loss  # NaN already replaced by +inf
+    hp = torch.float32 if loss.device.type == "mps" else torch.float64  # MPS: no float64
+    u = torch.rand(loss.shape, generator=generator, device=loss.device, dtype=hp)
+    if mode == "random":
+        return u
+    # Gumbel-top-k: the k largest log(loss) / T + G (G iid Gumbel) are k draws without
+    # replacement with probability proportional to loss ** (1 / T).
+    g = -torch.log(-torch.log(u.clamp_min(torch.finfo(hp).tiny)))
+    live = loss > 0
+    key = torch.where(live, torch.log(loss.to(hp)) / temperature + g, g)
+    # Two tiers in one int64 key: every positive loss above every zero loss; within the
+    # zero tier the iid Gumbel noise alone orders the entries (a uniform fill).
+    half = _ordered_int(key) >> 1  # in [-2**62, 2**62)
+    return torch.where(live, half + 2**62, half - 2**62)
+
+
+def _hn_mask(loss: Tensor, pos: Tensor, ratio: float, min_neg: int, mode: str,
+             temperature: float, generator: torch.Generator | None) -> Tensor:
+    """The mask of :func:`hard_negative_mask`, from checked arguments (no gradient)."""
+    with torch.no_grad():
+        loss = loss.detach()
+        loss = torch.where(torch.isnan(loss), torch.full_like(loss, math.inf), loss)
+        neg = ~pos
+        n_pos = pos.sum(dim=0)
+        n_neg = neg.sum(dim=0)
+        # k_c = clamp(ceil(ratio * n_pos_c), min_neg, n_neg_c), in float64 (exact counts)
+        hp = torch.float32 if loss.device.type == "mps" else torch.float64
+        want = torch.ceil(n_pos.to(hp) * ratio).clamp_min(min_neg)
+        k = torch.minimum(want, n_neg.to(hp)).to(torch.int64)
+        # one stable sort per column (all columns at once): ties go to the lower row
+        order = torch.sort(_hn_keys(loss, mode, temperature, generator), dim=0,
+                           descending=True, stable=True).indices
+        neg_sorted = neg.gather(0, order)
+        # 1-based rank among the column's negatives (int32: B < 2**31)
+        rank = neg_sorted.cumsum(dim=0, dtype=torch.int32)
+        keep_sorted = neg_sorted & (rank <= k)
+        keep = torch.zeros_like(neg).scatter_(0, order, keep_sorted)
+        return keep | pos
+
+
+def hard_negative_mask(entry_loss: Tensor, targets: Tensor, *, negative_ratio: float = 10.0,
+                       min_negatives: int = 16, mode: str = "topk", temperature: float = 1.0,
+                       generator: torch.Generator | None = None) -> Tensor:
+    """Label-level hard negative mining: which entries ``[B, C]`` a loss should keep.
+
+    Multilabel imbalance lives at the label level: in a batch of 256 a rare label has
+    about one positive and 255 negatives, most of them easy. For every label (column)
+    ``c`` the mask keeps every positive (``targets > 0``) and ``k_c`` negatives,
+    ``k_c = clamp(ceil(negative_ratio * n_pos_c), min_negatives, n_neg_c)``, so a label
+    without positives in the batch keeps ``min_negatives`` negatives (all of them if it
+    has fewer).
+
+    Which negatives:
+
+    * ``"topk"``: the ``k_c`` with the largest entry loss; ties go to the lower row
+      index; a NaN loss counts as ``+inf`` (the hardest).
+    * ``"sample"``: ``k_c`` drawn without replacement with probability proportional to
+      ``loss ** (1 / temperature)`` (Gumbel-top-k on ``log(loss) / temperature`` plus
+      Gumbel noise from ``generator``). A loss ``<= 0`` has probability 0, unless fewer
+      than ``k_c`` negatives have a positive loss: those are all taken and the rest is
+      filled uniformly from the others. ``temperature -> 0`` approaches ``"topk"``,
+      a large one ``"random"``.
+    * ``"random"``: ``k_c`` uniform negatives (the ablation).
+
+    Cost: one stable sort of ``[B, C]`` along the batch dimension for all labels at once
+    (``O(C * B log B)``; a ``[256, 2000]`` batch is one ``torch.sort``), then a cumulative
+    count of the negatives in sorted order compared with ``k_c`` and scattered back; no
+    Python loop over labels or rows. Works on CPU and CUDA tensors; no gradient.
+
+    Parameters
+    ----------
+    entry_loss : Tensor [B, C]
+        Element-wise loss (e.g. ``reduction="none"`` of a loss here); detached.
+    targets : Tensor [B, C]
+        Targets; an entry is a positive when its target is ``> 0`` (soft labels too).
+    negative_ratio : float
+        Negatives kept per positive, finite and ``> 0``.
+    min_negatives : int
+        At least this many negatives per label (when it has them), ``>= 0``.
+    mode : {"topk", "sample", "random"}
+    temperature : float
+        ``> 0``; used by ``"sample"``.
+    generator : torch.Generator, optional
+        On ``entry_loss``' device; the noise of ``"sample"`` and ``"random"`` (the
+        global generator when None).
+
+    Returns
+    -------
+    bool Tensor [B, C]
+        On ``entry_loss``' device.
+
+    Example
+    -------
+    >>> import torch
+    >>> loss = torch.tensor([[0.1, 2.0], [0.9, 0.3], [0.5, 0.0], [0.2, 0.7]])
+    >>> y = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    >>> hard_negative_mask(loss, y, negative_ratio=1.0, min_negatives=0)
+    tensor([[ True,  True],
+            [ True, False],
+            [False,  True],
+            [False, False]])
+    """
+    params = _hn_params(negative_ratio, min_negatives, mode, temperature, generator)
+    if not isinstance(entry_loss, Tensor):
+        raise TypeError(f"entry_loss must be a torch.Tensor, got {type(entry_loss).__name__}")
+    if not isinstance(targets, Tensor):
+        raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    if entry_loss.layout != torch.strided or targets.layout != torch.strided:
+        raise TypeError(f"entry_loss and targets must be dense tensors, got "
+                        f"{entry_loss.layout}, {targets.layout}")
+    if not entry_loss.is_floating_point():
+        raise TypeError(f"entry_loss must be floating point, got {entry_loss.dtype}")
+    if targets.is_complex():
+        raise TypeError(f"targets must be real (bool, integer or float), got {targets.dtype}")
+    if entry_loss.dim() != 2:
+        raise ValueError(f"entry_loss must have shape [B, C], got {tuple(entry_loss.shape)}")
+    if targets.shape != entry_loss.shape:
+        raise ValueError(f"targets has shape {tuple(targets.shape)} but entry_loss has shape "
+                         f"{tuple(entry_loss.shape)}")
+    if params[2] != "topk":
+        _check_generator(generator, entry_loss.device)
+    pos = targets.to(entry_loss.device) > 0
+    return _hn_mask(entry_loss, pos, *params, generator)
+
+
+def _hn_loss_fn(loss: Any) -> Any:
+    if isinstance(loss, str):
+        return _HN_LOSSES[check_choice("loss", loss, tuple(_HN_LOSSES))]
+    if not callable(loss):
+        raise TypeError(f"loss must be one of {', '.join(map(repr, _HN_LOSSES))} or a "
+                        f"callable, got {loss!r} ({type(loss).__name__})")
+    return loss
+
+
+def _check_loss_kwargs(loss: Any, loss_kwargs: dict[str, Any]) -> None:
+    """Keyword arguments of a built-in entry loss: known names, hyper-parameters checked."""
+    if not isinstance(loss, str):
+        return
+    fn = _HN_LOSSES[loss]
+    allowed = [n for n in inspect.signature(fn).parameters if n not in _HN_RESERVED]
+    for name in loss_kwargs:
+        if name not in allowed:
+            raise TypeError(f"unexpected keyword argument {name!r} for loss={loss!r}; "
+                            f"it takes {', '.join(allowed)}")
+    if loss == "focal":
+        _focal_params(loss_kwargs.get("alpha", 0.25), loss_kwargs.get("gamma", 2.0))
+    elif loss == "asl":
+        _asl_params(loss_kwargs.get("gamma_pos", 0.0), loss_kwargs.get("gamma_neg", 4.0),
+                    loss_kwargs.get("clip", 0.05))
+
+
+def hard_negative_loss(logits: Tensor, targets: Tensor, *, loss: Any = "bce",
+                       negative_ratio: float = 10.0, min_negatives: int = 16,
+                       mode: str = "topk", temperature: float = 1.0,
+                       generator: torch.Generator | None = None, normalize: str = "mask",
+                       reduction: str = "mean", sample_reduction: str = "mean",
+                       validate: bool = True, **loss_kwargs: Any) -> Tensor:
+    """A loss restricted to every positive and the hard negatives of each label.
+
+    The entry loss ``[B, C]`` is computed, :func:`hard_negative_mask` of its detached
+    values picks per label every positive and ``k_c`` negatives, and the dropped
+    entries become 0 (no gradient reaches them).
+
+    Parameters
+    ----------
+    logits, targets : Tensor [B, C]
+    loss : {"bce", "focal", "asl"} or callable
+        :func:`bce_with_logits`, :func:`sigmoid_focal_loss`, :func:`asymmetric_loss`
+        (``loss_kwargs`` go to it: ``alpha``, ``gamma``, ``pos_weight``, ``weight``,
+        ...), or ``f(logits, targets, reduction="none", **loss_kwargs) -> [B, C]``
+        (e.g. ``torch.nn.functional.binary_cross_entropy_with_logits``), called with
+        float32 (float64 stays) logits and float targets, autocast disabled. The mask
+        ranks the entries as the loss returns them (after ``weight``/``pos_weight``).
+    negative_ratio, min_negatives, mode, temperature, generator
+        See :func:`hard_negative_mask`.
+    normalize : {"mask", "all"}
+        ``"mask"``: dropped entries are ignored; ``reduction="mean"`` divides the kept
+        sum by the number of kept entries, so the loss scale does not shrink with the
+        mask. ``"all"``: dropped entries count as zeros; ``"mean"`` divides by
+        ``B * C`` (torch's mean of the masked ``[B, C]``).
+    reduction : {"none", "sample", "mean", "sum"}
+        ``"none"``: the masked ``[B, C]`` (zeros where dropped); ``"sum"``: their sum.
+    sample_reduction : {"mean", "sum", "max", "balanced"}
+        For ``reduction="sample"``, by :func:`per_example_loss`: with
+        ``normalize="mask"`` over each example's kept entries only (``"mean"`` is the
+        mean over the example's kept entries, 0 for an example with none); with
+        ``"all"`` over the masked row, dropped entries as zeros (``"mean"`` divides by
+        ``C``).
+    validate : bool
+        Check the target values (and ``pos_weight``/``weight`` of a built-in loss).
+
+    Example
+    -------
+    >>> import torch
+    >>> logits = torch.tensor([[3.0, -2.0], [-1.0, 0.5], [-4.0, 1.0]])
+    >>> y = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    >>> hard_negative_loss(logits, y, negative_ratio=1.0, min_negatives=0, reduction="none")
+    tensor([[0.0486, 0.0000],
+            [0.3133, 0.9741],
+            [0.0000, 0.3133]])
+    """
+    _check_reduction(reduction, sample_reduction)
+    check_choice("normalize", normalize, _HN_NORMALIZE)
+    params = _hn_params(negative_ratio, min_negatives, mode, temperature, generator)
+    fn = _hn_loss_fn(loss)
+    check_bool("validate", validate)
+    if isinstance(loss, str):
+        _check_loss_kwargs(loss, loss_kwargs)
+        entry = fn(logits, targets, reduction="none", validate=validate, **loss_kwargs)
+        x, y = _prepare(logits, targets, False)  # checked by the loss already
+    else:
+        x, y = _prepare(logits, targets, validate)
+        with _no_autocast(x.device):
+            entry = fn(x, y, reduction="none", **loss_kwargs)
+        if not isinstance(entry, Tensor) or entry.shape != x.shape or (
+                not entry.is_floating_point()):
+            got = (f"shape {tuple(entry.shape)}, dtype {entry.dtype}"
+                   if isinstance(entry, Tensor) else type(entry).__name__)
+            raise TypeError(f"loss must return a floating-point [B, C] tensor of shape "
+                            f"{tuple(x.shape)} with reduction='none', got {got}")
+        entry = entry.to(device=x.device, dtype=x.dtype)
+    if params[2] != "topk":
+        _check_generator(generator, entry.device)
+    with _no_autocast(x.device):
+        mask = _hn_mask(entry, y > 0, *params, generator)
+        kept = torch.where(mask, entry, torch.zeros((), dtype=entry.dtype, device=x.device))
+        if reduction == "none":
+            return kept
+        if reduction == "sum":
+            return kept.sum()
+        if reduction == "mean":
+            if normalize == "all":
+                return kept.mean()
+            return kept.sum() / mask.sum().clamp_min(1)
+        if normalize == "all":
+            return per_example_loss(kept, y, sample_reduction)
+        return per_example_loss(entry, y, sample_reduction, mask=mask)
+
+
+# ---------------------------------------------------------------------------------
 # nn.Module wrappers
 # ---------------------------------------------------------------------------------
 class _LossModule(nn.Module):
@@ -873,3 +1214,69 @@ class LogitAdjustedBCE(_LossModule):
                 reduction: str | None = None) -> Tensor:
         return logit_adjusted_bce(logits, targets, self.prior, self.tau,
                                   **self._kwargs(weight, reduction))
+
+
+class HardNegativeLoss(_LossModule):
+    """Module form of :func:`hard_negative_loss` (parameters checked when built).
+
+    ``forward(logits, targets, weight=None, reduction=None)``; ``pos_weight`` is kept
+    as a buffer (moves with ``.to()``), the other ``loss_kwargs`` (``alpha``,
+    ``gamma``, ...) as they are; ``weight`` is given per call. A built-in ``loss``
+    checks the names and hyper-parameters of ``loss_kwargs`` here.
+
+    Example
+    -------
+    >>> import torch
+    >>> crit = HardNegativeLoss("focal", negative_ratio=3.0, min_negatives=4, gamma=1.0)
+    >>> crit  # doctest: +NORMALIZE_WHITESPACE
+    HardNegativeLoss(loss='focal', negative_ratio=3.0, min_negatives=4, mode='topk',
+      normalize='mask', loss_kwargs={'gamma': 1.0}, reduction='mean', sample_reduction='mean')
+    >>> crit(torch.zeros(8, 3), torch.eye(8, 3)).shape
+    torch.Size([])
+    """
+
+    def __init__(self, loss: Any = "bce", *, negative_ratio: float = 10.0,
+                 min_negatives: int = 16, mode: str = "topk", temperature: float = 1.0,
+                 generator: torch.Generator | None = None, normalize: str = "mask",
+                 pos_weight: TensorLike | None = None, reduction: str = "mean",
+                 sample_reduction: str = "mean", validate: bool = True,
+                 **loss_kwargs: Any) -> None:
+        super().__init__(pos_weight, reduction, sample_reduction, validate)
+        _hn_loss_fn(loss)
+        self.normalize = check_choice("normalize", normalize, _HN_NORMALIZE)
+        ratio, min_neg, mode, temperature = _hn_params(negative_ratio, min_negatives, mode,
+                                                       temperature, generator)
+        if "weight" in loss_kwargs:
+            raise TypeError("weight is per batch: pass it to forward(), not to "
+                            "HardNegativeLoss()")
+        _check_loss_kwargs(loss, loss_kwargs)
+        self.loss = loss
+        self.negative_ratio, self.min_negatives = ratio, min_neg
+        self.mode, self.temperature, self.generator = mode, temperature, generator
+        self.loss_kwargs = dict(loss_kwargs)
+
+    def forward(self, logits: Tensor, targets: Tensor, weight: TensorLike | None = None,
+                reduction: str | None = None) -> Tensor:
+        kwargs = dict(self.loss_kwargs)
+        if self.pos_weight is not None:
+            kwargs["pos_weight"] = self.pos_weight
+        if weight is not None:
+            kwargs["weight"] = weight
+        return hard_negative_loss(
+            logits, targets, loss=self.loss, negative_ratio=self.negative_ratio,
+            min_negatives=self.min_negatives, mode=self.mode, temperature=self.temperature,
+            generator=self.generator, normalize=self.normalize,
+            reduction=self.reduction if reduction is None else reduction,
+            sample_reduction=self.sample_reduction, validate=self.validate, **kwargs)
+
+    def extra_repr(self) -> str:
+        name = self.loss if isinstance(self.loss, str) else getattr(
+            self.loss, "__name__", type(self.loss).__name__)
+        parts = [f"loss={name!r}", f"negative_ratio={self.negative_ratio}",
+                 f"min_negatives={self.min_negatives}", f"mode={self.mode!r}"]
+        if self.mode == "sample":
+            parts.append(f"temperature={self.temperature}")
+        parts.append(f"normalize={self.normalize!r}")
+        if self.loss_kwargs:
+            parts.append(f"loss_kwargs={self.loss_kwargs!r}")
+        return ", ".join(parts) + ", " + super().extra_repr()
