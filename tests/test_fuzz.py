@@ -154,7 +154,7 @@ def test_label_lists_never_crash(lists, n_labels):
     except Exception as exc:  # noqa: BLE001
         _reject_ok(exc)
         return
-    rows = [list(r) for r in lists]
+    rows = [sorted(set(r)) for r in lists]   # unsorted rows and repeats: sorted (warned)
     assert all(isinstance(v, int) and not isinstance(v, bool) for r in rows for v in r)
     assert_matches_reference(y, rows, y.n_labels)
 
@@ -189,11 +189,20 @@ def _valid_file(directory: Path, metadata: bool) -> tuple[Path, list]:
     return path, rows
 
 
-def _consistent(y: LabelMatrix) -> None:
-    """Whatever a (damaged but accepted) file holds, every view of it agrees."""
+#: a damaged file may validly declare a huge label count (e.g. 671,088,641): compare its
+#: dense views only below this many cells (the sparse views are compared always)
+_DENSE_CELLS = 2**24
+
+
+def _consistent(y: LabelMatrix) -> bool:
+    """Whatever a (damaged but accepted) file holds, every view of it agrees. Returns
+    whether the dense views were compared too (False when they would be too large)."""
     rows = [y[i].tolist() for i in range(len(y))]
     assert reference_rows(y.offsets, y.indices, y.n_labels) == rows
+    if len(y) * y.n_labels > _DENSE_CELLS:  # per-label views would be as large
+        return False
     assert_matches_reference(y, rows, y.n_labels)
+    return True
 
 
 @FILE_SETTINGS
@@ -218,7 +227,8 @@ def test_corrupt_ipc_files(tmp_path, data, metadata):
     except Exception as exc:  # noqa: BLE001
         _reject_ok(exc)
         return
-    _consistent(y)
+    if not _consistent(y):
+        return
     try:
         ds = ArrowDataset(path, features=None)
     except Exception as exc:  # noqa: BLE001
@@ -241,8 +251,8 @@ def test_corrupt_parquet_files(tmp_path, data):
         pos = data.draw(st.integers(4, len(raw) - 9))
         raw[pos] = data.draw(st.integers(0, 255))
     path.write_bytes(bytes(raw))
-    try:
-        y = LabelMatrix.read_parquet(path)
+    try:  # strict, as before unsorted rows were sorted by default: corruption often
+        y = LabelMatrix.read_parquet(path, canonicalize=False)  # shows as disorder
     except Exception as exc:  # noqa: BLE001
         _reject_ok(exc)
         assert "labels.parquet" in str(exc) or isinstance(exc, TypeError), str(exc)

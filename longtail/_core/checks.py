@@ -225,8 +225,12 @@ def check_n_labels(n_labels: Any, *, where: str = "") -> int | None:
     return int(value)
 
 
+_ORDER_HINT = "; pass canonicalize=True to sort and deduplicate"
+
+
 def check_csr(offsets: Any, indices: Any, n_labels: int | None, *, where: str = "",
-              order: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+              order: bool = True,
+              hint: str = _ORDER_HINT) -> tuple[np.ndarray, np.ndarray, int]:
     """Validate a CSR label matrix and return ``(offsets, indices, n_labels)`` for kernels.
 
     ``offsets`` come back int64 and ``indices`` int32, both C-contiguous and frozen
@@ -243,6 +247,9 @@ def check_csr(offsets: Any, indices: Any, n_labels: int | None, *, where: str = 
         Appended to messages to say what is checked (e.g. ``" of 'y.arrow'"``).
     order : bool
         Also require sorted, unique ids per row.
+    hint : str
+        Appended to an order error: what the caller can do about it (the default names
+        the ``canonicalize=True`` option of the LabelMatrix constructors).
 
     Example
     -------
@@ -260,10 +267,9 @@ def check_csr(offsets: Any, indices: Any, n_labels: int | None, *, where: str = 
         if code == K.UNSORTED:
             raise ValueError(
                 f"label ids of row {row}{where} are not sorted (id {int(idx[pos])} after "
-                f"{int(idx[pos - 1])}); pass canonicalize=True to sort and deduplicate")
+                f"{int(idx[pos - 1])}){hint}")
         if code == K.DUPLICATE:
-            raise ValueError(f"duplicate label id {int(idx[pos])} in row {row}{where}; "
-                             "pass canonicalize=True to sort and deduplicate")
+            raise ValueError(f"duplicate label id {int(idx[pos])} in row {row}{where}{hint}")
         if code != K.OK:  # pragma: no cover - ranges and offsets were checked above
             raise AssertionError((code, row, pos))
     return off, idx, n_labels

@@ -20,41 +20,26 @@ Example
 """
 from __future__ import annotations
 
-import operator
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
+from longtail.datasets._batch import (
+    Batch,
+    BatchedSamples,
+    batch_extras,
+    batch_indices,
+    collate_batch,
+    one_index,
+)
 from longtail.datasets.io import file_fingerprint, read_features
 from longtail.datasets.label_matrix import LabelMatrix
 
-
-class BatchedSamples(Sequence):
-    """What ``ArrowDataset.__getitems__`` returns: a batch that is also a sequence.
-
-    :attr:`batch` is the ready ``(x, y, index, extras)`` tuple, which
-    :meth:`ArrowDataset.collate` returns as it is. Indexing gives per-example
-    ``(x, y, index, extras)`` tuples (views, ``extras`` a dict of 0-d tensors), which is
-    what ``default_collate`` expects: it rebuilds the same four elements.
-    """
-
-    __slots__ = ("batch",)
-
-    def __init__(self, batch: tuple) -> None:
-        self.batch = batch
-
-    def __len__(self) -> int:
-        return int(self.batch[2].shape[0])
-
-    def __getitem__(self, i: int) -> tuple:  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        x, y, index, extras = self.batch
-        return x[i], y[i], index[i], {k: v[i] for k, v in extras.items()}
+__all__ = ["ArrowDataset", "BatchedSamples"]
 
 
 class ArrowDataset(Dataset):
@@ -141,12 +126,7 @@ class ArrowDataset(Dataset):
                 f"n_labels={self.n_labels:,})")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        i = operator.index(index)
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {index} is out of range for {n} examples")
+        i = one_index(index, len(self))
         x = (torch.from_numpy(np.array(self._features[i])) if self._features is not None
              else torch.empty(0))
         y = self._labels.multi_hot([i], dtype=self.label_dtype)[0]
@@ -158,35 +138,16 @@ class ArrowDataset(Dataset):
         ``extras`` holds ``indices.extras`` (an :class:`~longtail.datasets.IndexBatch`'s
         per-index arrays) as tensors, ``{}`` for a plain list of indices.
         """
-        try:
-            idx = np.fromiter((operator.index(i) for i in indices), dtype=np.int64,
-                              count=len(indices))
-        except OverflowError:
-            big = next(i for i in indices if not -(1 << 63) <= operator.index(i) < (1 << 63))
-            raise IndexError(f"index {operator.index(big)} is out of range for {len(self)} "
-                             "examples") from None
-        n = len(self)
-        idx[idx < 0] += n
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            bad = int(np.flatnonzero((idx < 0) | (idx >= n))[0])
-            raise IndexError(f"index {list(indices)[bad]} is out of range for {n} examples")
+        idx = batch_indices(indices, len(self))
         if self._features is not None:
             x = torch.from_numpy(self._features[idx])
         else:
             x = torch.empty((idx.size, 0))
         y = self._labels.multi_hot(idx, dtype=self.label_dtype)
-        extras: dict[str, torch.Tensor] = {}
-        for key, value in (getattr(indices, "extras", None) or {}).items():
-            t = torch.as_tensor(np.asarray(value))
-            if t.ndim == 0 or t.shape[0] != idx.size:
-                raise ValueError(f"extras[{key!r}] has shape {tuple(t.shape)}: expected one "
-                                 f"row per index of the batch ({idx.size})")
-            extras[key] = t
-        return BatchedSamples((x, y, torch.from_numpy(idx), extras))
+        return BatchedSamples((x, y, torch.from_numpy(idx), batch_extras(indices, idx.size)))
 
     @staticmethod
-    def collate(samples: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                       dict[str, torch.Tensor]]:
+    def collate(samples: Any) -> Batch:
         """Collate function: always ``(x, y, index, extras)``.
 
         The ready batch of ``__getitems__`` is returned as it is; a list of single
@@ -197,10 +158,4 @@ class ArrowDataset(Dataset):
         -------
         >>> # x, y, idx, extras = ArrowDataset.collate([ds[3], ds[1]])   # extras == {}
         """
-        if isinstance(samples, BatchedSamples):
-            return samples.batch
-        out = tuple(default_collate(list(samples)))
-        if len(out) == 3:
-            extras = getattr(samples, "extras", None) or {}
-            out += ({k: torch.as_tensor(np.asarray(v)) for k, v in extras.items()},)
-        return out  # type: ignore[return-value]
+        return collate_batch(samples)

@@ -3,11 +3,21 @@
 Rows are examples; each row holds its sorted, unique label ids in ``[0, n_labels)``.
 Construction validates once and says which row is wrong; after that every kernel trusts
 the two arrays ``offsets`` (int64[n+1], offsets[0] == 0) and ``indices`` (int32[nnz]).
+
+Real label lists are often unsorted or repeat an id: every in-memory constructor (and so
+every longtail entry point, through :meth:`LabelMatrix.from_any`) sorts and deduplicates
+such rows once and says so with one :class:`UnsortedLabelsWarning` that counts them
+(``canonicalize=True`` does it silently, ``canonicalize=False`` refuses them). A
+memory-mapped file (:meth:`LabelMatrix.open`) stays strict: sorting it would copy the
+whole column into memory behind the caller's back; ``longtail convert --canonicalize``
+rewrites it once.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import warnings
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
@@ -31,6 +41,57 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
+
+#: order-error hints: in-memory constructors take ``canonicalize``; files have the CLI
+_HINT_MEMORY = "; canonicalize=True (CLI: longtail convert --canonicalize) sorts and deduplicates"
+_HINT_FILE = ("; rewrite the file once with `longtail convert --canonicalize`, or open it "
+              "with canonicalize=True to sort it into memory")
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class UnsortedLabelsWarning(UserWarning):
+    """Label rows were not sorted or repeated an id, and were sorted and deduplicated.
+
+    Emitted once per conversion with the number of rows fixed. Silence it with
+    ``canonicalize=True`` (or a warnings filter on this class); ``canonicalize=False``
+    turns such rows into an error.
+
+    Example
+    -------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     y = LabelMatrix.from_lists([[2, 0, 2], [1]])
+    >>> y.indices.tolist()
+    [0, 2, 1]
+    >>> print(*str(w[0].message).split("; "), sep="\\n")
+    labels: sorted 1 of 2 rows (label ids were not in ascending order)
+    duplicates removed: 1 (in 1 row)
+    pass canonicalize=True to do this silently
+    """
+
+
+def _stacklevel() -> int:
+    """``warnings.warn`` stacklevel of the first caller outside the longtail package."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_DIR + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _order_message(n_rows: int, unsorted: int, dup_rows: int, dups: int, where: str) -> str:
+    """The text of an :class:`UnsortedLabelsWarning`."""
+    parts = []
+    if unsorted:
+        parts.append(f"sorted {unsorted:,} of {n_rows:,} rows (label ids were not in "
+                     "ascending order)")
+    if dups:
+        rows = f"{dup_rows:,} row" + ("s" if dup_rows != 1 else "")
+        parts.append(f"duplicates removed: {dups:,} (in {rows}"
+                     + ("" if unsorted else f" of {n_rows:,}") + ")")
+    return (f"labels{where}: " + "; ".join(parts)
+            + "; pass canonicalize=True to do this silently")
 
 
 def _as_rows(rows: Any, n: int) -> np.ndarray:
@@ -123,6 +184,10 @@ class LabelMatrix:
 
     Build it with a ``from_*`` constructor, :meth:`open` (memory-mapped IPC) or
     :meth:`read_parquet`; the arrays are validated once and are read-only afterwards.
+    ``LabelMatrix(offsets, indices, n_labels)`` takes CSR arrays, which are canonical by
+    definition (each row sorted and unique, as scipy's ``has_canonical_format``): it
+    refuses other rows unless ``canonicalize=True`` (sort silently) or ``None`` (sort
+    and warn, the default of every ``from_*`` constructor).
 
     Attributes
     ----------
@@ -143,7 +208,7 @@ class LabelMatrix:
     """
 
     __slots__ = ("_offsets", "_indices", "_n_labels", "_keepalive", "_path", "_column",
-                 "_fingerprint", "_transpose", "_counts", "__weakref__")
+                 "_fingerprint", "_transpose", "_counts", "_fixed", "__weakref__")
 
     def __init__(
         self,
@@ -151,27 +216,44 @@ class LabelMatrix:
         indices: np.ndarray,
         n_labels: int | None = None,
         *,
-        canonicalize: bool = False,
+        canonicalize: bool | None = False,
     ) -> None:
-        self._setup(offsets, indices, n_labels, canonicalize=canonicalize)
+        self._setup(offsets, indices, n_labels, canonicalize=canonicalize, hint=None)
 
     # ------------------------------------------------------------------ construction
-    def _setup(self, offsets, indices, n_labels, *, canonicalize=False, trusted=False,
-               keepalive=None, path=None, column=None, where="", fingerprint=None) -> None:
+    def _setup(self, offsets, indices, n_labels, *, canonicalize=None, trusted=False,
+               keepalive=None, path=None, column=None, where="", fingerprint=None,
+               hint: str | None = _HINT_MEMORY) -> None:
         """Check (unless ``trusted``: arrays this package just built), own and freeze.
 
         Untrusted arrays go through :func:`longtail._core.checks.check_csr` (offsets first,
         then the id range, then the order), so no kernel ever walks unchecked offsets.
+        ``canonicalize``: ``False`` refuses rows that are not strictly increasing (the
+        error ends with ``hint``), ``True`` sorts and deduplicates them, ``None`` does
+        too and warns once with their count. Canonical input costs one pass, no copy.
+        ``hint=None`` keeps :func:`check_csr`'s own hint (``canonicalize=True``).
         """
+        if canonicalize is not None and not isinstance(canonicalize, (bool, np.bool_)):
+            raise TypeError(f"canonicalize must be True, False or None, got {canonicalize!r}")
+        fixed = False
         if trusted:
             offsets, indices = freeze(offsets), freeze(indices)
             n_labels = int(n_labels)
         else:
+            strict = canonicalize is not None and not canonicalize
+            kw = {} if hint is None else {"hint": hint}
             offsets, indices, n_labels = check_csr(offsets, indices, n_labels, where=where,
-                                                   order=not canonicalize)
-            if canonicalize:
-                offsets, indices = K.canonicalize_rows(offsets, indices)
-                offsets, indices = freeze(offsets), freeze(indices)
+                                                   order=strict, **kw)
+            if not strict and indices.size:
+                unsorted, dup_rows, dups = K.row_order_stats(offsets, indices)
+                if unsorted or dups:
+                    offsets, indices = K.canonicalize_rows(offsets, indices)
+                    offsets, indices = freeze(offsets), freeze(indices)
+                    keepalive, fixed = None, True  # the new arrays own their memory
+                    if canonicalize is None:
+                        msg = _order_message(offsets.shape[0] - 1, unsorted, dup_rows,
+                                             dups, where)
+                        warnings.warn(msg, UnsortedLabelsWarning, stacklevel=_stacklevel())
         self._offsets = offsets
         self._indices = indices
         self._n_labels = n_labels
@@ -181,6 +263,7 @@ class LabelMatrix:
         self._fingerprint = fingerprint
         self._transpose = None
         self._counts = None
+        self._fixed = fixed
 
     @classmethod
     def _trusted(cls, offsets, indices, n_labels) -> "LabelMatrix":
@@ -195,7 +278,7 @@ class LabelMatrix:
         array: "pa.Array | pa.ChunkedArray",
         n_labels: int | None = None,
         *,
-        canonicalize: bool = False,
+        canonicalize: bool | None = None,
     ) -> "LabelMatrix":
         """From an Arrow ``list`` / ``large_list`` array of integer label ids.
 
@@ -212,8 +295,11 @@ class LabelMatrix:
             ``list<int*>`` or ``large_list<int*>``, no nulls.
         n_labels : int, optional
             Number of labels; default ``max id + 1``.
-        canonicalize : bool
-            Sort and deduplicate every row (copies) instead of rejecting such rows.
+        canonicalize : bool or None
+            Rows that are unsorted or repeat an id: ``None`` (default) sorts and
+            deduplicates them (one copy) and warns once with their count
+            (:class:`UnsortedLabelsWarning`), ``True`` does it silently, ``False``
+            refuses them (ValueError naming the first such row).
 
         Example
         -------
@@ -291,9 +377,21 @@ class LabelMatrix:
         lists: Iterable[Iterable[int]],
         n_labels: int | None = None,
         *,
-        canonicalize: bool = False,
+        canonicalize: bool | None = None,
     ) -> "LabelMatrix":
         """From a sequence of label-id sequences (lists, tuples, arrays).
+
+        Parameters
+        ----------
+        lists : sequence of sequences of int
+            One sequence of label ids per example, in any order.
+        n_labels : int, optional
+            Number of labels; default ``max id + 1``.
+        canonicalize : bool or None
+            Rows that are unsorted or repeat an id: ``None`` (default) sorts and
+            deduplicates them (one copy) and warns once with their count
+            (:class:`UnsortedLabelsWarning`), ``True`` does it silently, ``False``
+            refuses them (ValueError naming the first such row).
 
         Example
         -------
@@ -428,24 +526,33 @@ class LabelMatrix:
 
     @classmethod
     def from_any(cls, labels: Any, n_labels: int | None = None, *,
-                 lists: str = "ids") -> "LabelMatrix":
+                 lists: str = "ids", canonicalize: bool | None = None) -> "LabelMatrix":
         """The one label coercion: every longtail entry point reads ``labels`` through it.
 
         Parameters
         ----------
-        labels : LabelMatrix, pyarrow list array, scipy sparse, array, tensor, DataFrame or
-            sequence of sequences
-            A LabelMatrix is returned as is; an Arrow list array or a Series of lists
-            holds label ids; a scipy sparse matrix, a 2-D NumPy array, a torch tensor and
-            a pandas DataFrame are dense 0/1 (or bool) ``(n, n_labels)`` matrices.
+        labels : LabelMatrix, pyarrow list array, Hugging Face Dataset or column, pandas
+            Series or DataFrame, scipy sparse, array, tensor or sequence of sequences
+            A LabelMatrix is returned as is; an Arrow list array, a pandas Series of
+            lists and a Hugging Face ``Dataset`` / ``ds["labels"]`` column hold label
+            ids (read through Arrow, no Python objects: see :meth:`from_hf`; a Dataset
+            must have exactly one list-of-integer column); a scipy sparse matrix, a 2-D
+            NumPy array, a torch tensor and a pandas DataFrame are dense 0/1 (or bool)
+            ``(n, n_labels)`` matrices.
         n_labels : int, optional
-            Number of labels for label-id input (default: largest id + 1); a
-            LabelMatrix with another ``n_labels`` is refused.
+            Number of labels for label-id input (default: largest id + 1, or the
+            ``ClassLabel`` size of a Hugging Face column); a LabelMatrix with another
+            ``n_labels`` is refused.
         lists : {"ids", "dense"}
             What a Python list (or tuple) of rows means: label-id lists (``"ids"``, the
             longtail default: ``[[0, 2], [1]]`` is two examples with labels {0, 2} and
             {1}) or dense 0/1 rows (``"dense"``, scikit-learn's convention for ``y``,
             used by the splitters). It decides nothing for arrays and tensors.
+        canonicalize : bool or None
+            Label-id rows that are unsorted or repeat an id: ``None`` (default) sorts
+            and deduplicates them once and warns with their count
+            (:class:`UnsortedLabelsWarning`), ``True`` does it silently, ``False``
+            refuses them.
 
         Example
         -------
@@ -455,22 +562,31 @@ class LabelMatrix:
         [1, 0]
         >>> LabelMatrix.from_any(np.array([[1, 0], [0, 1]])).nnz   # arrays are dense 0/1
         2
+        >>> LabelMatrix.from_any([[2, 0]], canonicalize=True).indices.tolist()  # any order
+        [0, 2]
         """
         if lists not in ("ids", "dense"):
             raise ValueError(f"lists must be 'ids' or 'dense', got {lists!r}")
+        if canonicalize is not None and not isinstance(canonicalize, (bool, np.bool_)):
+            raise TypeError(f"canonicalize must be True, False or None, got {canonicalize!r}")
         if isinstance(labels, LabelMatrix):
             if n_labels is not None and check_n_labels(n_labels) != labels.n_labels:
                 raise ValueError(f"labels have n_labels={labels.n_labels}, "
                                  f"n_labels={n_labels} was asked for")
             return labels
         mod = type(labels).__module__
+        if mod.startswith("datasets"):    # Hugging Face: read its Arrow table
+            return cls.from_hf(labels, None, n_labels=n_labels, canonicalize=canonicalize)
         if mod.startswith("pandas"):
-            labels = labels.to_numpy()
-            if labels.ndim == 1:          # a Series of label-id lists
-                labels = labels.tolist()
-                lists = "ids"
+            if getattr(labels, "ndim", 2) == 1:   # a Series of label-id lists
+                arr = _series_arrow(labels)
+                if arr is not None:
+                    return cls.from_arrow(arr, n_labels, canonicalize=canonicalize)
+                labels, lists = labels.to_numpy().tolist(), "ids"  # explains bad rows
+            else:
+                labels = labels.to_numpy()
         elif mod.startswith("pyarrow"):
-            return cls.from_arrow(labels, n_labels)
+            return cls.from_arrow(labels, n_labels, canonicalize=canonicalize)
         elif mod.startswith("scipy"):
             lm = cls.from_scipy(labels)
             return cls.from_any(lm, n_labels)
@@ -488,15 +604,64 @@ class LabelMatrix:
                                  "one entry per label (rows have different lengths); "
                                  "pass lists='ids' for label-id lists")
             return cls.from_any(cls.from_dense(np.asarray(labels)), n_labels)
-        return cls.from_lists(labels, n_labels)
+        return cls.from_lists(labels, n_labels, canonicalize=canonicalize)
+
+    @classmethod
+    def from_hf(cls, dataset: Any, column: str | None = "labels", *,
+                n_labels: int | None = None,
+                canonicalize: bool | None = None) -> "LabelMatrix":
+        """From a label-id list column of a Hugging Face ``datasets.Dataset``, via Arrow.
+
+        Reads the dataset's Arrow table directly (``dataset.data.column(column)``, as
+        :meth:`from_arrow` does): no Python list per row, which is what makes
+        ``from_any(ds["labels"])`` slow when it goes through Python objects (80,000 rows
+        x 130 labels: 0.1 s instead of several seconds). Hugging Face keeps tables in
+        chunks of ``list<int64>``: they are combined and narrowed to int32 once (the only
+        copy). A dataset after ``select`` / ``shuffle`` / ``train_test_split`` reads
+        through an indices mapping: its rows are gathered with one Arrow ``take`` of
+        this column only (the private ``dataset._indices``, used when present; it gives
+        what ``dataset.flatten_indices()`` would, without rewriting every column), so
+        the matrix follows the dataset's row order.
+
+        Parameters
+        ----------
+        dataset : datasets.Dataset or a column of one (``ds["labels"]``)
+            An in-memory or memory-mapped (not streaming) dataset; a ``DatasetDict``
+            must be indexed by split first.
+        column : str or None
+            The ``list`` / ``Sequence`` column of integer label ids (``ClassLabel``
+            included); ``None`` picks the only such column, if there is exactly one.
+        n_labels : int, optional
+            Number of labels; default the ``ClassLabel``'s ``num_classes`` when the
+            column's feature is one, else ``max id + 1``.
+        canonicalize : bool or None
+            As in :meth:`from_arrow` (rows in any order are accepted by default).
+
+        Example
+        -------
+        >>> from datasets import ClassLabel, Dataset, Features, Sequence
+        >>> ds = Dataset.from_dict({"tags": [[1, 3], [0]]}, features=Features(
+        ...     {"tags": Sequence(ClassLabel(names=["a", "b", "c", "d", "e"]))}))
+        >>> y = LabelMatrix.from_hf(ds, "tags")
+        >>> y.shape, y[0].tolist()
+        ((2, 5), [1, 3])
+        >>> LabelMatrix.from_hf(ds.select([1, 0]), "tags")[0].tolist()   # follows select
+        [0]
+        """
+        array, hint = _hf_label_array(dataset, column)
+        return cls.from_arrow(array, hint if n_labels is None else n_labels,
+                              canonicalize=canonicalize)
 
     @classmethod
     def read_parquet(cls, path: PathLike, column: str = "labels", *,
-                     n_labels: int | None = None, canonicalize: bool = False) -> "LabelMatrix":
+                     n_labels: int | None = None,
+                     canonicalize: bool | None = None) -> "LabelMatrix":
         """Read one list column of a Parquet file (decoded into memory, combined once).
 
         Offsets and ids are checked like any other input; an unreadable or corrupt file
-        is a ValueError that names it.
+        is a ValueError that names it. The column is decoded into memory, so unsorted
+        rows are sorted like those of any in-memory input (``canonicalize``, as in
+        :meth:`from_arrow`).
 
         Example
         -------
@@ -527,7 +692,7 @@ class LabelMatrix:
 
     @classmethod
     def open(cls, path: PathLike, column: str = "labels", *, n_labels: int | None = None,
-             canonicalize: bool = False) -> "LabelMatrix":
+             canonicalize: bool | None = False) -> "LabelMatrix":
         """Memory-map a label column of an uncompressed Arrow IPC file (zero-copy).
 
         The file is untrusted input, whatever its metadata says: offsets (start at 0,
@@ -551,8 +716,11 @@ class LabelMatrix:
             Its ``list`` / ``large_list`` label column.
         n_labels : int, optional
             Width, overriding the file's metadata.
-        canonicalize : bool
-            Sort and deduplicate rows (into memory) instead of rejecting such a file.
+        canonicalize : bool or None
+            ``False`` (default): a row that is unsorted or repeats an id is an error
+            (a mapped file is not copied behind your back; ``longtail convert
+            --canonicalize`` rewrites it once). ``True`` / ``None``: sort and
+            deduplicate into memory, silently / with an :class:`UnsortedLabelsWarning`.
 
         Example
         -------
@@ -575,7 +743,7 @@ class LabelMatrix:
         self = cls.__new__(cls)
         self._setup(offsets, values, n_labels, canonicalize=canonicalize, keepalive=keepalive,
                     path=os.path.abspath(p), column=column, where=where,
-                    fingerprint=fingerprint)
+                    fingerprint=fingerprint, hint=_HINT_FILE)
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -599,7 +767,8 @@ class LabelMatrix:
 
     def __reduce__(self):
         if self._path is not None:
-            return (_reopen, (self._path, self._column, self._n_labels, self._fingerprint))
+            return (_reopen, (self._path, self._column, self._n_labels, self._fingerprint,
+                              self._fixed))
         return (_from_arrays,
                 (np.asarray(self._offsets), np.asarray(self._indices), self._n_labels))
 
@@ -861,6 +1030,75 @@ def _dense_csr(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return offsets, indices[:nnz]
 
 
+def _series_arrow(series: Any) -> "pa.Array | pa.ChunkedArray | None":
+    """A pandas Series of label-id lists as an Arrow list array (no Python list of
+    lists; zero-copy for an Arrow-backed Series), or None to take the slow path that
+    names the bad row (non-integer ids, nested rows, strings)."""
+    import pyarrow as pa
+
+    try:
+        arr = pa.array(series, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    t = arr.type
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_null(t.value_type):
+        return arr.cast(pa.large_list(pa.int64()))
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_integer(t.value_type):
+        return arr
+    return None
+
+
+def _hf_label_array(dataset: Any, column: str | None) -> tuple[Any, int | None]:
+    """``(Arrow label column in the dataset's row order, ClassLabel size or None)`` of a
+    Hugging Face Dataset (or of one of its columns)."""
+    import datasets
+    import pyarrow as pa
+
+    column_type = getattr(datasets.arrow_dataset, "Column", None)  # datasets >= 4
+    if column_type is not None and isinstance(dataset, column_type):
+        if column is not None and column != dataset.column_name:
+            raise ValueError(f"column={column!r} but the Hugging Face column given is "
+                             f"{dataset.column_name!r}")
+        dataset, column = dataset.source, dataset.column_name
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        split = next(iter(dataset), "train")
+        raise TypeError(f"a Hugging Face DatasetDict holds several splits "
+                        f"({list(dataset)}): pass one, e.g. dataset[{split!r}]")
+    if isinstance(dataset, datasets.IterableDataset):
+        raise TypeError("a streaming Hugging Face IterableDataset has no Arrow table to "
+                        "read: load it without streaming=True, or collect the label "
+                        "lists and use LabelMatrix.from_lists")
+    if not isinstance(dataset, datasets.Dataset):
+        raise TypeError(f"expected a Hugging Face datasets.Dataset or a column of one, got "
+                        f"{type(dataset).__module__}.{type(dataset).__name__}")
+    schema = dataset.data.schema
+    if column is None:
+        found = [f.name for f in schema
+                 if (pa.types.is_list(f.type) or pa.types.is_large_list(f.type))
+                 and pa.types.is_integer(f.type.value_type)]
+        if len(found) != 1:
+            what = ("no list-of-integer column" if not found
+                    else f"{len(found)} list-of-integer columns {found}")
+            raise ValueError(f"the Hugging Face dataset has {what} (columns: "
+                             f"{dataset.column_names}): name the label column, "
+                             "LabelMatrix.from_hf(dataset, column) or "
+                             "from_any(dataset[column])")
+        column = found[0]
+    if not isinstance(column, str):
+        raise TypeError(f"column must be a str, got {column!r} ({type(column).__name__})")
+    if column not in dataset.column_names:
+        raise ValueError(f"the Hugging Face dataset has no column {column!r} "
+                         f"(columns: {dataset.column_names})")
+    array = dataset.data.column(column)
+    mapping = getattr(dataset, "_indices", None)   # set by select / shuffle / splits
+    if mapping is not None:
+        array = array.take(mapping.column(0))
+    feature = getattr(dataset.features.get(column), "feature", None)
+    n_classes = (feature.num_classes if isinstance(feature, datasets.ClassLabel)
+                 else None)
+    return array, n_classes
+
+
 def _meta_n_labels(field: "pa.Field", where: str = "") -> int | None:
     """The ``longtail.n_labels`` field metadata (a hint, checked against the ids)."""
     meta = field.metadata or {}
@@ -876,7 +1114,7 @@ def _meta_n_labels(field: "pa.Field", where: str = "") -> int | None:
 
 
 def _reopen(path: str, column: str, n_labels: int | None = None,
-            fingerprint: tuple | None = None) -> LabelMatrix:
+            fingerprint: tuple | None = None, canonicalize: bool = False) -> LabelMatrix:
     """Unpickle a memory-mapped matrix: re-open and re-check, refuse a changed file."""
     if fingerprint is not None:
         now = file_fingerprint(path) if os.path.exists(path) else None
@@ -884,7 +1122,7 @@ def _reopen(path: str, column: str, n_labels: int | None = None,
             raise ValueError(
                 f"{path!r} changed since this LabelMatrix was opened (size/mtime "
                 f"{tuple(fingerprint)} -> {now}); re-open it instead of unpickling")
-    return LabelMatrix.open(path, column, n_labels=n_labels)
+    return LabelMatrix.open(path, column, n_labels=n_labels, canonicalize=canonicalize)
 
 
 def _from_arrays(offsets: np.ndarray, indices: np.ndarray, n_labels: int) -> LabelMatrix:

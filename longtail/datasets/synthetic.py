@@ -100,7 +100,7 @@ class DenseOracle:
     sd : array (L,)
         Posterior standard deviation of each label's score given the features (> 0).
     noise : float
-        Standard deviation of the feature noise (:data:`FEATURE_NOISE`).
+        Standard deviation of the feature noise (``longtail.datasets.synthetic.FEATURE_NOISE``).
 
     Example
     -------

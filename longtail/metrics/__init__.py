@@ -59,3 +59,25 @@ __getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
     "counts": "PredictionRatio prediction_ratio",
     "accumulator": "MetricAccumulator",
 })
+
+# The lazily exported names, for static type checkers (mypy, pyright); never imported
+# at run time. tests/test_typing_exports.py checks that they match __all__.
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from longtail.metrics.accumulator import MetricAccumulator as MetricAccumulator
+    from longtail.metrics.counts import (
+        prediction_ratio as prediction_ratio,
+        PredictionRatio as PredictionRatio,
+    )
+    from longtail.metrics.ranking import (
+        average_precision as average_precision,
+        label_propensities as label_propensities,
+        precision_at_k as precision_at_k,
+        propensity_scored_precision_at_k as propensity_scored_precision_at_k,
+    )
+    from longtail.metrics.thresholds import (
+        apply_thresholds as apply_thresholds,
+        remove_pos_weight_shift as remove_pos_weight_shift,
+        tune_thresholds as tune_thresholds,
+    )

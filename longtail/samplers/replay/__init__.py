@@ -14,3 +14,11 @@ from longtail._core.lazy import lazy_exports
 
 __getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
     "sampler": "HardExampleSampler", "sumtree": "SumTree"})
+
+# The lazily exported names, for static type checkers (mypy, pyright); never imported
+# at run time. tests/test_typing_exports.py checks that they match __all__.
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from longtail.samplers.replay.sampler import HardExampleSampler as HardExampleSampler
+    from longtail.samplers.replay.sumtree import SumTree as SumTree
