@@ -3,6 +3,8 @@ against a plain-Python reference, groups, second order, the report, the CLI."""
 import json
 
 import numpy as np
+
+import longtail
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -476,19 +478,19 @@ def test_cli_split_fractions_and_folds(tmp_path, capsys):
     assert main(["split", str(path), "--fractions", "0.8,0.1,0.1", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "LD" in text and "wrote" in text
-    t = pq.read_table(out)
-    assert t.column_names == ["index", "part"]
-    assert np.array_equal(t.column("index").to_numpy(), np.arange(len(y)))
-    np.testing.assert_array_equal(t.column("part").to_numpy(),
-                                  iterative_stratification(y, [0.8, 0.1, 0.1], seed=0))
+    split = longtail.load_split(out, labels=y)  # named parts + what made them
+    assign = iterative_stratification(y, [0.8, 0.1, 0.1], seed=0)
+    assert list(split) == ["train", "val", "test"]
+    for k, name in enumerate(split):
+        np.testing.assert_array_equal(split[name], np.flatnonzero(assign == k))
+    assert split.fractions == {"train": 0.8, "val": 0.1, "test": 0.1} and split.seed == 0
     folds = tmp_path / "folds.parquet"
     assert main(["split", str(path), "--folds", "5", "--seed", "3", "-o", str(folds),
                  "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["split"]["ed"] == 0.0
-    t = pq.read_table(folds)
-    assert t.column_names == ["index", "fold"]
-    assert np.bincount(t.column("fold").to_numpy()).tolist() == [120] * 5
+    split = longtail.load_split(folds, labels=y)
+    assert [len(v) for v in split.values()] == [120] * 5
 
 
 def test_cli_split_bad_input_writes_nothing(tmp_path, capsys):

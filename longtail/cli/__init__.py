@@ -7,6 +7,7 @@ Examples
     longtail generate --preset seed -o data.arrow
     longtail stats data.arrow --plot stats.png
     longtail convert train.parquet train.arrow
+    longtail warmup
 
 Every command validates its input and its output path before any work (an output may
 never be one of its inputs, whatever symlinks or hard links say), writes outputs to a
@@ -26,14 +27,14 @@ from longtail.cli._common import CLIError, one_line
 
 # one module per command, each with ``add_parser(sub)``; a command registers here so that
 # ``longtail --help`` lists it
-_COMMANDS = ("generate", "stats", "convert", "weights", "split")
+_COMMANDS = ("generate", "stats", "convert", "weights", "split", "warmup")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``longtail`` argument parser with every registered subcommand."""
     parser = argparse.ArgumentParser(
         prog="longtail",
         description="Tools for long-tailed multilabel data: generate, inspect, convert, "
-                    "weight and split.")
+                    "weight and split; warmup compiles every kernel ahead of first use.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for command in _COMMANDS:

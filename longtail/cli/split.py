@@ -5,13 +5,18 @@ Examples
 ::
 
     longtail split data.arrow --fractions 0.8,0.1,0.1 -o split.parquet
+    longtail split data.arrow --fractions 0.9,0.1 --names fit,holdout -o split.parquet
     longtail split data.arrow --folds 5 --seed 1 -o folds.parquet
     longtail split data.parquet --fractions 0.8,0.2 --groups patient -o split.parquet
 
-The output (a ``.parquet`` path) has one row per example: ``index`` (int64) and ``part``
-(``--fractions``, in the order given) or ``fold`` (``--folds``), int32. It is written to
-a temporary file and renamed into place; nothing is written when the input is bad, and
-the output may not be the input (symlinks and hard links included). The quality report
+The output (a ``.parquet`` path) is a split file of :func:`~longtail.save_split`, read
+back with :func:`~longtail.load_split`: one row per example, ``index`` (int64) and
+``part`` (the part's name, dictionary-encoded string), with the part names, fractions,
+seed, method and a fingerprint of the labels in its metadata. Parts are named by
+``--names``, by default ``train,test`` (2 fractions), ``train,val,test`` (3),
+``part0,part1,...`` (more) or ``fold0,fold1,...`` (``--folds``). It is written to a
+temporary file and renamed into place; nothing is written when the input is bad, and the
+output may not be the input (symlinks and hard links included). The quality report
 (:func:`~longtail.stratification_report`) is printed.
 """
 from __future__ import annotations
@@ -34,13 +39,18 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "split", help="stratified train/val/test split or k folds (iterative stratification)",
         description="Split a dataset by iterative stratification (every label spread over "
-                    "the parts in proportion) and write a Parquet file with columns index "
-                    "and part (or fold). Prints the quality report (LD, ED, FZ, FLZ, LPD, "
+                    "the parts in proportion) and write a split file (Parquet: columns "
+                    "index and part name; part names, fractions, seed, method and a "
+                    "fingerprint of the labels in its metadata; read it with "
+                    "longtail.load_split). Prints the quality report (LD, ED, FZ, FLZ, LPD, "
                     "FLZP) next to a random split of the same sizes.")
     add_label_file_args(p, output_help="output .parquet file")
     p.add_argument("--fractions", metavar="F1,F2,...",
                    help="part fractions summing to 1, e.g. 0.8,0.1,0.1")
     p.add_argument("--folds", type=int, metavar="K", help="k equal folds instead (K >= 2)")
+    p.add_argument("--names", metavar="N1,N2,...",
+                   help="part names, one per part (default: train,test / train,val,test "
+                        "/ part0,part1,... for --fractions; fold0,fold1,... for --folds)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--method", default="balanced", choices=["balanced", "sechidis"],
                    help="part choice (default: balanced, exact sizes)")
@@ -70,6 +80,24 @@ def _parse_fractions(text: str) -> list[float]:
     if len(out) < 2:
         raise CLIError(f"--fractions must name at least 2 parts, got {text!r}")
     return out
+
+
+def _part_names(text: str | None, n_parts: int, folds: bool) -> list[str]:
+    """``--names`` (checked against the number of parts) or the default names."""
+    if text is None:
+        if folds:
+            return [f"fold{j}" for j in range(n_parts)]
+        return {2: ["train", "test"], 3: ["train", "val", "test"]}.get(
+            n_parts, [f"part{j}" for j in range(n_parts)])
+    names = [t.strip() for t in text.split(",")]
+    if len(names) != n_parts:
+        raise CLIError(f"--names gives {len(names)} names ({text!r}) for {n_parts} parts")
+    for j, name in enumerate(names):
+        if not name:
+            raise CLIError(f"--names: name {j} is empty (in {text!r})")
+        if name in names[:j]:
+            raise CLIError(f"--names: {name!r} is given twice (in {text!r})")
+    return names
 
 
 def _read_column(path: str, column: str) -> np.ndarray:
@@ -113,11 +141,8 @@ def _read_column(path: str, column: str) -> np.ndarray:
 
 
 def _cmd_split(args: argparse.Namespace) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from longtail.datasets.io import atomic_output
-    from longtail.samplers.split import iterative_stratification, stratification_report
+    from longtail.samplers.split import (iterative_stratification, save_split,
+                                         stratification_report)
     from longtail.samplers.split.stratification import check_fractions
 
     if (args.fractions is None) == (args.folds is None):
@@ -145,25 +170,25 @@ def _cmd_split(args: argparse.Namespace) -> int:
             f"--fractions {args.fractions!r} ({n_parts} parts)"
         raise CLIError(f"{what} is more than the number of examples in {args.path!r} "
                        f"({len(labels):,} rows): every part needs at least one")
+    names = _part_names(args.names, n_parts, args.folds is not None)
     if args.folds is not None:
         fractions = [1.0 / args.folds] * args.folds
-        column = "fold"
-    else:
-        column = "part"
     groups = _read_column(args.path, args.groups) if args.groups else None
     t0 = time.perf_counter()
     parts = iterative_stratification(labels, fractions, order=args.order, seed=args.seed,
                                      method=args.method, groups=groups)
     seconds = time.perf_counter() - t0
     report = stratification_report(labels, parts, fractions=fractions, seed=args.seed)
-    table = pa.table({"index": pa.array(np.arange(len(parts), dtype=np.int64)),
-                      column: pa.array(parts.astype(np.int32))})
-    with atomic_output(args.output, args.force, inputs=[args.path]) as tmp:
-        pq.write_table(table, tmp)
+    # argsort once (no pass per part over all examples): part j's indices, sorted
+    order = np.argsort(parts, kind="stable")
+    bounds = np.cumsum(np.bincount(parts, minlength=n_parts))[:-1]
+    save_split(args.output, dict(zip(names, np.split(order, bounds))), labels=labels,
+               fractions=fractions, seed=args.seed, method=args.method,
+               overwrite=args.force)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report)
-        print(f"wrote {args.output}: {len(parts):,} rows ({column} per index), "
-              f"stratified in {seconds:.2f} s")
+        print(f"wrote {args.output}: {len(parts):,} rows (part name per index: "
+              f"{', '.join(names)}), stratified in {seconds:.2f} s")
     return 0

@@ -23,6 +23,14 @@ resume mid-epoch under torchdata's ``StatefulDataLoader``.
   needs). :class:`~longtail.datasets.ArrowDataset` hands the extras on as the fourth
   element of its ``(x, y, index, extras)`` batches.
 
+On dense multilabel data (many labels per example) example-level balancing barely moves
+label exposure: every example carries frequent and rare labels at once. At construction
+:class:`RepeatFactorSampler` and :class:`ClassAwareSampler` therefore measure what they
+do to the rarest and the most frequent tenth of the labels and, when the rare labels are
+hardly lifted relative to the frequent ones, say so once with an :class:`ExposureWarning`
+(``warn=False`` or ``warnings.filterwarnings("ignore", category=ExposureWarning)``
+silences it).
+
 Example
 -------
 >>> import numpy as np
@@ -46,7 +54,122 @@ from longtail._core.sampler import EpochSampler, check_memory, crc_of, labels_cr
 from longtail.samplers.weights.weighting import check_weights, sample_weights
 
 __all__ = ["WeightedSampler", "RepeatFactorSampler", "ClassAwareSampler",
-           "with_sampled_labels", "sampled_labels"]
+           "with_sampled_labels", "sampled_labels", "ExposureWarning"]
+
+
+# ---------------------------------------------------------------------------- exposure check
+class ExposureWarning(UserWarning):
+    """A balancing sampler that, on these labels, draws the rarest tenth of the labels
+    less than 1.5x as much more often than the most frequent tenth (relative to uniform
+    sampling): it makes epochs different, not label exposure flatter.
+
+    Example
+    -------
+    Every example carries the frequent label 0 and one rare label, so repeating the
+    examples of rare labels repeats every example:
+
+    >>> import warnings
+    >>> y = LabelMatrix.from_lists([[0, k] for k in range(1, 11)])
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     s = RepeatFactorSampler(y, threshold=0.5)
+    >>> [w.category.__name__ for w in seen], round(float(s.factors.mean()), 2)
+    (['ExposureWarning'], 2.24)
+    >>> with warnings.catch_warnings():           # or warn=False
+    ...     warnings.simplefilter("error", ExposureWarning)
+    ...     s = RepeatFactorSampler(y, threshold=0.5, warn=False)
+    """
+
+
+# A sampler "helps" when it lifts the rarest tenth of the labels at least this much more
+# than the most frequent tenth (the threshold under which exposure_report notes that the
+# weights "barely move per-label exposure"); data whose frequent tenth has less than
+# _TAILED times the examples of its rare tenth have no long tail to flatten.
+_HELPS = 1.5
+_TAILED = 2.0
+_CHECK_INCIDENCES = 1 << 15   # label incidences looked at (rows subsampled beyond)
+_MIN_RARE_INCIDENCES = 64     # fewer in the subsample: no verdict
+
+
+def _tail_exposure(labels: LabelMatrix, row_weights: Any) -> tuple[float, float, float] | None:
+    """How a sampler exposes the label tails, relative to uniform sampling (cheap).
+
+    The present labels are ranked by their number of examples; the rarest tenth and the
+    most frequent tenth (at least one label each) are the two tails. A label's *lift* is
+    its expected draws under the sampler divided by those under uniform sampling with as
+    many draws, i.e. the mean relative weight (mean 1 over all examples) of the examples
+    that carry it; a tail's lift is that mean over all its (example, label) incidences.
+
+    Parameters
+    ----------
+    labels : LabelMatrix
+    row_weights : callable ``(rows, sub) -> float64[len(sub)]``
+        Relative draw rate (mean 1 over all examples) of the examples ``rows`` (an int64
+        array, or ``None`` for all of them) whose labels are ``sub``.
+
+    Returns
+    -------
+    (count_ratio, rare_lift, frequent_lift) or None
+        ``count_ratio``: mean examples per label of the frequent tail over that of the
+        rare tail (the tails' exposure ratio under uniform sampling; the sampler's is
+        ``count_ratio * frequent_lift / rare_lift``). ``None`` when fewer than two labels
+        have examples, or when the subsample holds too few incidences of the rare tail
+        to tell. At most ``2**15`` label incidences are read: beyond, rows are
+        subsampled (fixed seed), so the cost does not grow with the data.
+
+    Example
+    -------
+    >>> y = LabelMatrix.from_lists([[0], [0], [0], [1]])
+    >>> _tail_exposure(y, lambda rows, sub: np.array([0.5, 0.5, 0.5, 2.5]))
+    (3.0, 2.5, 0.5)
+    """
+    counts = labels.label_counts()
+    present = np.flatnonzero(counts > 0)
+    if present.size < 2:
+        return None
+    ranked = present[np.argsort(counts[present], kind="stable")]
+    g = max(1, present.size // 10)
+    rare, frequent = ranked[:g], ranked[-g:]
+    count_ratio = float(counts[frequent].mean() / counts[rare].mean())
+    n = len(labels)
+    rows = None
+    sub = labels
+    if labels.nnz > _CHECK_INCIDENCES:
+        m = max(1, int(n * _CHECK_INCIDENCES / labels.nnz))
+        rows = np.sort(np.random.default_rng(0).integers(0, n, m))
+        sub = labels.take(rows)
+    tail = np.zeros(labels.n_labels, dtype=np.int8)
+    tail[rare], tail[frequent] = 1, 2
+    which = tail[sub.indices]
+    w = np.asarray(row_weights(rows, sub), dtype=np.float64)
+    w_inc = np.repeat(w, sub.row_lengths())       # the weight of every incidence
+    in_rare, in_frequent = which == 1, which == 2
+    if rows is not None and np.count_nonzero(in_rare) < _MIN_RARE_INCIDENCES:
+        return None
+    return count_ratio, float(w_inc[in_rare].mean()), float(w_inc[in_frequent].mean())
+
+
+def _warn_if_flat(name: str, labels: LabelMatrix, row_weights: Any, cost: str = "") -> None:
+    """One :class:`ExposureWarning` when the sampler hardly lifts the rare labels."""
+    got = _tail_exposure(labels, row_weights)
+    if got is None:
+        return
+    count_ratio, rare, frequent = got
+    if count_ratio < _TAILED or rare >= _HELPS * frequent:
+        return
+    density = labels.nnz / max(len(labels), 1)
+    why = (f" With {density:.0f} labels per example, every drawn example carries frequent "
+           "and rare labels at once." if density >= 5 else "")
+    warnings.warn(
+        f"{name} cannot flatten label exposure on these labels: it draws the rarest tenth "
+        f"of the labels {rare:.2f}x and the most frequent tenth {frequent:.2f}x as often as "
+        f"uniform sampling does, so the exposure gap between them goes from "
+        f"{count_ratio:.1f}x (uniform) to {count_ratio * frequent / rare:.1f}x{cost}."
+        f"{why} Balance at the label level instead: a per-label loss weighting "
+        "(longtail.losses, e.g. a weight or hard_negative_loss) and per-label decision "
+        "thresholds (longtail.metrics.tune_thresholds). exposure_report(labels, "
+        "sampler.expected_weights()) shows every label; warn=False silences this.",
+        ExposureWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------- weighted
@@ -172,6 +295,10 @@ class RepeatFactorSampler(EpochSampler):
         ``sqrt(t / f_c)`` (LVIS, default) or ``t / f_c``.
     seed, num_replicas, rank, drop_last
         As for :class:`WeightedSampler`.
+    warn : bool
+        Emit an :class:`ExposureWarning` when the factors hardly lift the rare labels
+        relative to the frequent ones (dense multilabel data: every example carries a
+        rare label, so nearly every example is repeated and epochs just get longer).
 
     Example
     -------
@@ -185,14 +312,21 @@ class RepeatFactorSampler(EpochSampler):
 
     def __init__(self, labels: Any, threshold: float, *, sqrt: bool = True, seed: int = 0,
                  num_replicas: int | None = None, rank: int | None = None,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, warn: bool = True) -> None:
         sqrt = check_bool("sqrt", sqrt)
-        factors = check_weights(sample_weights(labels, "repeat_factor", threshold=threshold,
+        warn = check_bool("warn", warn)
+        y = LabelMatrix.from_any(labels)
+        factors = check_weights(sample_weights(y, "repeat_factor", threshold=threshold,
                                                sqrt=sqrt), "factors")
         _check_epoch_bound(factors)
         self._init(factors, seed, num_replicas, rank, drop_last)
         self.threshold = float(threshold)
         self.sqrt = bool(sqrt)
+        if warn:
+            mean = float(factors.mean())
+            _warn_if_flat("RepeatFactorSampler", y, lambda rows, sub: (
+                factors if rows is None else factors[rows]) / mean,
+                f", while each epoch is {mean:.2f}x as long")
 
     @classmethod
     def from_factors(cls, factors: Any, *, seed: int = 0, num_replicas: int | None = None,
@@ -337,6 +471,10 @@ class ClassAwareSampler(EpochSampler):
         Trim the epoch to a multiple of ``num_replicas`` items (batches) instead of
         padding it by wrapping around; with ``batch_size`` also drop the shorter last
         batch.
+    warn : bool
+        Emit an :class:`ExposureWarning` when the sampler hardly lifts the rare labels
+        relative to the frequent ones (dense multilabel data, where an example drawn for
+        a rare label brings its frequent labels along).
 
     Example
     -------
@@ -352,9 +490,10 @@ class ClassAwareSampler(EpochSampler):
                  class_weights: Any = None, return_labels: bool = False, *,
                  batch_size: int | None = None, samples_per_label: int = 1, seed: int = 0,
                  num_replicas: int | None = None, rank: int | None = None,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, warn: bool = True) -> None:
         y = LabelMatrix.from_any(labels)
         n, L = len(y), y.n_labels
+        warn = check_bool("warn", warn)
         m = n if num_samples is None else check_positive_int("num_samples", num_samples)
         k = check_positive_int("samples_per_label", samples_per_label)
         return_labels = check_bool("return_labels", return_labels)
@@ -396,6 +535,8 @@ class ClassAwareSampler(EpochSampler):
             self._prob, self._alias = np.ones(1), np.zeros(1, dtype=np.int64)
         self._crc = None if cw is None else crc_of(cw)
         self._labels_crc: int | None = None
+        if warn:
+            _warn_if_flat("ClassAwareSampler", y, self._row_weights)
 
     def _global_order(self, epoch: int) -> np.ndarray:
         t = self.labels.transpose()
@@ -442,6 +583,16 @@ class ClassAwareSampler(EpochSampler):
             cw = self.class_weights[self._classes]
             p[self._classes] = cw / cw.sum()
         return p
+
+    def _row_weights(self, rows: np.ndarray | None, sub: LabelMatrix) -> np.ndarray:
+        """:meth:`expected_weights` of the examples ``rows`` (labels ``sub``) only."""
+        counts = self.labels.label_counts()
+        lw = np.zeros(self.labels.n_labels)
+        nz = counts > 0
+        # the draw probabilities sum to 1 over the examples: times n for mean 1
+        lw[nz] = self.label_probabilities()[nz] / counts[nz] * len(self.labels)
+        row_of = np.repeat(np.arange(len(sub)), sub.row_lengths())
+        return np.bincount(row_of, weights=lw[sub.indices], minlength=len(sub))
 
     def expected_weights(self) -> np.ndarray:
         """Per-example draw rate relative to uniform sampling (mean 1): the sampler draws
