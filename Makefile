@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 # `pip install torch` would pull a multi-GB CUDA build. Override with `make TORCH=torch==X`.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test bench clean venv
+.PHONY: demo test bench clean venv docs wheel-check
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ $(VENV)/.bench: pyproject.toml $(VENV)/.test
 	$(PIP) install -q -e ".[test,plot,bench]"
 	touch $@
 
+$(VENV)/.docs: pyproject.toml $(VENV)/.base
+	$(PIP) install -q -e ".[plot,docs,dev]"
+	touch $@
+
 venv: $(VENV)/.base
 
 ## the main job: reference training recipes on built-in generated data
@@ -41,8 +45,20 @@ demo: $(VENV)/.base
 test: $(VENV)/.test
 	$(PY) -m pytest -q
 
+## the HTML API reference from the docstrings (docs/_build/html); a warning is an error
+docs: $(VENV)/.docs
+	$(PY) -m sphinx -b html -E -W --keep-going -q docs docs/_build/html
+	@echo "API reference: docs/_build/html/index.html"
+
+## build the wheel, install it into a fresh virtual environment (CPU torch, pip's cache)
+## and run it there: import, `longtail --help`, one sampler epoch; a build warning fails
+WHEEL_CHECK ?= build/wheel-check
+wheel-check: $(VENV)/.docs
+	PY="$(abspath $(PY))" PYTHON="$(PYTHON)" TORCH="$(TORCH)" WHEEL_CHECK="$(WHEEL_CHECK)" \
+		bash .ci/wheel_check.sh
+
 bench: $(VENV)/.bench
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache docs/_build

@@ -90,7 +90,8 @@ PRIOR9 = [0.01, 0.02, 0.05, 0.1, 0.15, 0.3, 0.5, 0.02, 0.011]
 CASES = {
     "bce": (lambda x, y, **k: L.bce_with_logits(x, y, **k), naive_bce),
     # soft targets: torchvision's form (the per-term form only holds for 0/1 targets)
-    "focal": (lambda x, y, **k: L.sigmoid_focal_loss(x, y, **k), torchvision_focal),
+    "focal": (lambda x, y, **k: L.sigmoid_focal_loss(x, y, **{"alpha": 0.25, **k}),
+              torchvision_focal),
     "asl": (lambda x, y, **k: L.asymmetric_loss(x, y, **k), naive_asl),
     "db": (lambda x, y, **k: L.distribution_balanced_loss(x, y, COUNTS9, 1000, **k),
            lambda x, y: naive_db(x, y, COUNTS9, 1000)),
@@ -134,8 +135,13 @@ def test_focal_equals_torchvision_formula(alpha, gamma):
 
 def test_focal_binary_targets_equal_per_term_form():
     x, y = _data(seed=12, scale=4.0)
-    torch.testing.assert_close(L.sigmoid_focal_loss(x, y, reduction="none"), naive_focal(x, y),
-                               rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(L.sigmoid_focal_loss(x, y, alpha=0.25, reduction="none"),
+                               naive_focal(x, y), rtol=1e-9, atol=1e-12)
+    # the default: no alpha weighting (alpha=0.25 is RetinaNet's detection default)
+    torch.testing.assert_close(L.sigmoid_focal_loss(x, y, reduction="none"),
+                               torchvision_focal(x, y, alpha=-1.0), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(L.FocalLoss(reduction="none")(x, y),
+                               torchvision_focal(x, y, alpha=-1.0), rtol=1e-9, atol=1e-12)
 
 
 def test_pos_weight_and_entry_weight():
@@ -144,7 +150,8 @@ def test_pos_weight_and_entry_weight():
     w = torch.rand(5, 9, dtype=torch.float64)
     torch.testing.assert_close(L.bce_with_logits(x, y, pos_weight=pw, weight=w, reduction="none"),
                                naive_bce(x, y, pw) * w)
-    torch.testing.assert_close(L.sigmoid_focal_loss(x, y, pos_weight=pw, reduction="none"),
+    torch.testing.assert_close(L.sigmoid_focal_loss(x, y, alpha=0.25, pos_weight=pw,
+                                                    reduction="none"),
                                naive_focal(x, y, pw=pw))
     torch.testing.assert_close(L.asymmetric_loss(x, y, 1.0, 3.0, 0.1, pos_weight=pw,
                                                  reduction="none"),

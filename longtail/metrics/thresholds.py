@@ -142,7 +142,9 @@ def remove_pos_weight_shift(logits: ArrayLike, pos_weight: Any) -> ArrayLike:
 
     BCE with weight ``w`` on positives is minimised at ``logit(p) + log w``, so with
     ``w = neg/pos`` the 0.5 threshold fires whenever the posterior exceeds the base
-    rate (the ~2x over-prediction). Subtracting ``log w_c`` restores calibrated logits;
+    rate (with ``w = neg/pos`` the model predicted 11-12x the true number of labels on
+    the seed shape, 10x on the ``medium`` preset: ``benchmarks/README.md``, "Recipe
+    comparison"). Subtracting ``log w_c`` restores calibrated logits;
     a per-label shift leaves each label's ranking, hence macro AP, unchanged (micro AP
     changes: it compares labels).
 

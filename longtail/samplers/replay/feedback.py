@@ -3,13 +3,21 @@ indices checked and brought to the host (at most one device-to-host copy), eleme
 ``[B, C]`` losses reduced on their device, and the DDP all-gather that hands every rank
 the same updates in rank order.
 
+The sampler reduces what it is given: ``[B, C]`` entries go through
+:func:`longtail.losses.per_example_loss` with the sampler's ``loss_reduction`` (and the
+``targets`` that ``"balanced"`` needs); ``[B]`` losses are taken as they are.
+
 Example
 -------
 >>> import numpy as np
->>> idx, loss = prepare([2, 0], np.array([[0.5, 1.5], [1.0, 1.0]]), n=3,
-...                     reduction="mean", to_host=True)
+>>> entries = np.array([[0.5, 1.5, 0.0], [1.0, 1.0, 4.0]])
+>>> idx, loss = prepare([2, 0], entries, n=3, reduction="mean", to_host=True)
 >>> idx.tolist(), loss.tolist()
-([2, 0], [1.0, 1.0])
+([2, 0], [0.6666666666666666, 2.0])
+>>> targets = np.array([[1, 0, 0], [0, 0, 1]])
+>>> prepare([2, 0], entries, n=3, reduction="balanced", to_host=True,
+...         targets=targets)[1].tolist()
+[0.625, 2.5]
 """
 from __future__ import annotations
 

@@ -231,8 +231,10 @@ class HardExampleSampler(ResumableSampler):
     in_flight_timeout : int
         Steps after which an unreported in-flight mark is lifted (0: no marks).
     loss_reduction : {"mean", "sum", "max", "balanced"}
-        Reduction of ``[B, C]`` losses passed to :meth:`update`
-        (:func:`longtail.losses.per_example_loss`; ``"balanced"`` needs ``targets``).
+        How the sampler turns the ``[B, C]`` entries passed to :meth:`update` into one
+        priority loss per example (:func:`longtail.losses.per_example_loss`;
+        ``"balanced"`` needs ``targets``, and is the one to use on dense label sets).
+        It only sets priorities: the loss you train on stays yours.
     seed : int
         Base seed; step ``s`` draws from the stream ``(seed, s)``.
     num_replicas, rank : int, optional
@@ -240,27 +242,33 @@ class HardExampleSampler(ResumableSampler):
 
     Example
     -------
-    The obvious training loop (any loss giving one value per example works;
-    ``[B, C]`` element-wise losses are reduced with ``loss_reduction``):
+    Train on your own loss (here the usual mean, importance-weighted) and hand the
+    sampler the detached element-wise ``[B, C]`` losses with their targets: it reduces
+    them with its ``loss_reduction`` itself. (Training on the ``"balanced"`` reduction
+    instead, because the sampler wants it, made a model predict 23.9x the true number
+    of labels on the seed shape: it weighs an example's few positives as much as its
+    thousands of negatives.)
 
     >>> import torch
     >>> from torch.utils.data import DataLoader, TensorDataset
     >>> from longtail.datasets.index_batch import with_extras, collate_with_extras
     >>> from longtail.losses import asymmetric_loss
     >>> x, y = torch.randn(100, 8), (torch.rand(100, 5) < 0.2).float()
-    >>> sampler = HardExampleSampler(100, batch_size=16, hard_fraction=0.5, seed=0)
+    >>> sampler = HardExampleSampler(100, batch_size=16, hard_fraction=0.5, seed=0,
+    ...                              loss_reduction="balanced")
     >>> loader = DataLoader(with_extras(TensorDataset(x, y)), batch_sampler=sampler,
     ...                     collate_fn=collate_with_extras)   # ArrowDataset: no wrapper
     >>> model = torch.nn.Linear(8, 5)
     >>> for xb, yb, extras in loader:
-    ...     losses = asymmetric_loss(model(xb), yb, reduction="sample")   # [B]
-    ...     (extras["weight"] * losses).mean().backward()
-    ...     sampler.update(extras["index"], losses)        # detached, copied once
+    ...     entries = asymmetric_loss(model(xb), yb, reduction="none")   # [B, C]
+    ...     (extras["weight"][:, None] * entries).mean().backward()      # your loss
+    ...     sampler.update(extras["index"], entries.detach(), targets=yb)
     >>> len(sampler), sampler.step
     (7, 7)
 
-    Element-wise ``[B, C]`` losses work too: ``sampler.update(idx, loss_bc)`` reduces them
-    with ``loss_reduction`` (``"balanced"`` with ``targets=yb``).
+    Per-example losses ``[B]`` are taken as they are (``loss_reduction`` is not
+    applied to them): ``sampler.update(idx, per_example_loss(entries, yb,
+    "balanced"))`` is the same update as above.
     """
 
     #: a state saved with another global batch (replicas x batch size) still applies
@@ -531,16 +539,18 @@ class HardExampleSampler(ResumableSampler):
         ----------
         indices : array_like or torch.Tensor of int, shape [B]
             Example ids (``extras["index"]`` of the batch, or the dataset's index).
-        losses : array_like or torch.Tensor, shape [B] or [B, C]
-            Per-example losses (e.g. ``longtail.losses.asymmetric_loss(logits, y,
-            reduction="sample")``), or element-wise multilabel losses, reduced to [B]
-            with ``loss_reduction`` (``longtail.losses.per_example_loss``) on their
-            device. Any device: one device-to-host copy. Applied as float32 (what the
-            DDP gather sends).
-        targets : torch.Tensor [B, C], optional
-            Multi-hot targets for ``loss_reduction="balanced"`` (mean over positives and
-            mean over negatives weighed equally: recommended on dense label sets, where
-            the mean is dominated by thousands of easy negatives).
+        losses : array_like or torch.Tensor, shape [B, C] or [B]
+            Element-wise multilabel losses (e.g. ``longtail.losses.asymmetric_loss(
+            logits, y, reduction="none")``, detached or not: the sampler detaches),
+            reduced to [B] with the sampler's ``loss_reduction``
+            (``longtail.losses.per_example_loss``) on their device; or per-example
+            losses [B], taken as they are. Any device: one device-to-host copy.
+            Applied as float32 (what the DDP gather sends).
+        targets : array_like or torch.Tensor [B, C], optional
+            Multi-hot targets of ``[B, C]`` losses, needed by ``loss_reduction=
+            "balanced"`` (mean over positives and mean over negatives weighed equally:
+            recommended on dense label sets, where the mean is dominated by thousands
+            of easy negatives); refused with [B] losses.
         gather : bool, optional
             All-gather from every rank first (default: when ``num_replicas > 1``, which
             then needs an initialised ``torch.distributed`` group of ``num_replicas``

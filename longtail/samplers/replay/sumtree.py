@@ -227,7 +227,7 @@ class SumTree:
 
         Every field is checked before anything changes (on error the tree is as it was):
         ``capacity`` must match, ``seed`` and ``draws`` be integers in range, ``values``
-        a real ``[capacity]`` array, finite, >= 0 and <= :attr:`max_value`.
+        a real ``[capacity]`` array, finite, >= 0 and <= ``max_value`` (attribute).
         """
         capacity = state_value(state, "capacity", "SumTree")
         if not (isinstance(capacity, (int, np.integer)) and not isinstance(capacity, bool)

@@ -348,7 +348,7 @@ def iterative_stratification(
     refine : int, optional
         ``balanced`` only, without ``groups``: passes of pairwise swaps between parts
         that lower ``sum_j sum_l w_l e_jl^2 / r_j`` (see above); sizes are kept. 0 turns
-        it off. Default :func:`default_refine`: 3 passes for two parts, none for equal
+        it off. Default ``default_refine(fractions)``: 3 passes for two parts, none for equal
         folds (where they gain 1-3%), 2 otherwise (1 beyond five parts).
 
     Returns
