@@ -5,7 +5,9 @@ Each recipe (a loss, a sampler, a calibration; see ``RECIPES`` in ``harness.py``
 the MLP of ``train.py`` on the same generated data and split with the same number of steps
 per epoch; one table compares them (mean +- std over seeds of the last epoch's metrics,
 steps per epoch, macro AP relative to ``bce-posweight``). ``results.json`` and a plot go
-to ``--out``. Any other argument goes to every run: ``python examples/harness.py --help``.
+to ``--out`` (the plot needs matplotlib: ``pip install 'longtail[plot]'``; without it, a
+warning at the start, and the table and ``results.json`` all the same). ``--help`` lists
+every option, those of each run included (the same as ``python examples/harness.py``).
 
 Example::
 

@@ -106,6 +106,8 @@ def test_every_recipe_trains(recipe, workdir):
     for key in ("ap_macro", "ap_micro", "p_at_5", "ratio_at_0.5", "ratio_tuned"):
         assert 0 <= last[key] < float("inf"), (key, last[key])
     assert 0 <= last["sampler_share"] < 1
+    for h in hist:  # one-time kernel compilation apart from the sampler's share
+        assert h["compile_s"] >= 0 and 0 <= h["sampler_s"] <= h["epoch_s"] - h["compile_s"]
     assert last["ap_macro"] > 0.0
     # the equal step budget: ceil(n_train / batch) steps, never more than the sampler has
     budget = math.ceil(_n_train(workdir) / 64)
@@ -221,3 +223,131 @@ def test_output_json(workdir, tmp_path):
     H.run([*TINY, "--workdir", workdir, "--recipe", "asl", "--output", out])
     hist = json.load(open(out))["history"]
     assert len(hist) == 2 and hist[-1]["ap_macro"] > 0
+
+
+# ----------------------------------------------------------------------------- compare: small things
+REPO = os.path.dirname(EXAMPLES)
+PER_RUN_ONLY = {"--recipe", "--seed", "--checkpoint", "--resume", "--stop-after", "--output"}
+
+
+def _option_blocks(help_text):
+    """{option: its help text} from an argparse --help output."""
+    blocks, name = {}, None
+    for line in help_text.splitlines():
+        m = re.match(r"  (--[a-z][a-z0-9-]*)", line)
+        if m:
+            name = m.group(1)
+            blocks[name] = ""
+        if name and not line.strip() == "":
+            blocks[name] += " " + line.strip()
+        else:
+            name = None
+    return blocks
+
+
+def test_compare_help_lists_the_makefile_options_with_defaults(capsys):
+    with pytest.raises(SystemExit) as stop:
+        compare_recipes.main(["--help"])
+    assert stop.value.code == 0
+    blocks = _option_blocks(capsys.readouterr().out)
+    demo = open(os.path.join(REPO, "Makefile")).read().split("\ndemo:")[1].split("\n\n")[0]
+    passed = set(re.findall(r"(--[a-z][a-z0-9-]*)", demo))
+    assert {"--preset", "--epochs", "--workdir", "--out", "--recipes"} <= passed
+    for option in passed:
+        assert option in blocks, option
+        assert "default" in blocks[option], (option, blocks[option])
+    assert "(default: 8)" in blocks["--epochs"] and "(default: small)" in blocks["--preset"]
+    # every option of a run is an option of the comparison, but those of one run only
+    run_options = set(_option_blocks(H.build_parser().format_help())) - {"--help"}
+    assert run_options - PER_RUN_ONLY <= set(blocks)
+    assert not PER_RUN_ONLY & set(blocks)
+    with pytest.raises(SystemExit):  # no longer passed on silently to every run
+        H.compare_parser().parse_args(["--checkpoint", "x.pt"])
+
+
+class _Trained(Exception):
+    pass
+
+
+def test_compare_without_matplotlib_warns_before_training(workdir, tmp_path, monkeypatch,
+                                                          capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails
+    assert not H.plot_available()
+
+    def no_training(args):
+        raise _Trained
+
+    with monkeypatch.context() as m:
+        m.setattr(H, "train", no_training)
+        with pytest.raises(_Trained):
+            H.compare(["--recipes", "asl", "--out", str(tmp_path / "a"), *TINY])
+    assert "pip install 'longtail[plot]'" in capsys.readouterr().err  # said before training
+    # the table and results.json all the same, no plot; --no-plot: no warning
+    out = tmp_path / "b"
+    result = H.compare(["--recipes", "asl", "--out", str(out), *TINY, "--workdir", workdir])
+    captured = capsys.readouterr()
+    assert "matplotlib is not installed" in captured.err and "| asl" in captured.out
+    assert "asl" in result["table"] and (out / "results.json").exists()
+    assert not (out / "recipes.png").exists()
+    with monkeypatch.context() as m:
+        m.setattr(H, "train", no_training)
+        with pytest.raises(_Trained):
+            H.compare(["--recipes", "asl", "--no-plot", "--out", str(tmp_path / "c")])
+    assert "matplotlib" not in capsys.readouterr().err
+
+
+def _fake_run(ap_level, ratios, n_labels=30):
+    bucket = np.arange(n_labels) % 3  # 0 head, 1 medium, 2 tail
+    ap = ap_level + 0.01 * bucket
+    record = {"label_bucket": bucket, "ap_per_label": ap,
+              "ratio_by_bucket_0.5": dict(zip(("tail", "medium", "head"), ratios))}
+    return {"history": [record]}
+
+
+def test_plot_fits_the_data_and_keeps_every_recipe_visible(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    # nine recipes, eight of them on the very same values; one ratio of 0
+    runs = {f"r{i}": [_fake_run(0.40, (2.0, 1.5, 1.2))] for i in range(8)}
+    runs["r8"] = [_fake_run(0.45, (0.0, 0.05, 0.8))]
+    limits = H.plot(runs, str(tmp_path / "p.png"))
+    assert open(tmp_path / "p.png", "rb").read(4) == b"\x89PNG"
+    lo, hi = limits["ap"]  # AP values span 0.40 .. 0.47
+    assert 0.38 < lo < 0.40 and 0.47 < hi < 0.49
+    lo, hi = limits["ratio"]  # positive ratios span 0.05 .. 2.0 (and the line at 1)
+    assert 0.02 < lo < 0.05 and 2.0 < hi < 3.0
+    lines = figures[0].axes[0].get_lines()
+    assert len(lines) == 9
+    styles = {(ln.get_marker(), ln.get_linestyle(), ln.get_color()) for ln in lines}
+    assert len(styles) == 9
+    assert len({float(ln.get_xdata()[0]) for ln in lines}) == 9  # coinciding points shifted
+    # the limits helper itself
+    assert H.data_ylim([0.12, 0.22], margin=0.1) == pytest.approx((0.11, 0.23))
+    assert H.data_ylim([0.01, 10.0], log=True, margin=0.0) == pytest.approx((0.01, 10.0))
+    assert H.data_ylim([0.5, np.nan], log=True, include=(1.0,), margin=0.0) == \
+        pytest.approx((0.5, 1.0))
+
+
+def test_kernel_compilation_is_kept_out_of_the_sampler_share():
+    import numba
+
+    clock = H.SamplerClock(H.CompileClock.shared())
+
+    @numba.njit
+    def fresh_kernel(x):
+        return x + 1
+
+    before = clock.compile.seconds
+    with clock.section():
+        fresh_kernel(1)
+    compiled = clock.compile.seconds - before
+    assert compiled > 0 and 0 <= clock.seconds < compiled
+    # a last epoch that compiled: its share is marked, the seconds in a footnote
+    record = {"ap_macro": 0.5, "ap_micro": 0.5, "p_at_5": 0.5, "ratio_at_0.5": 1.0,
+              "ratio_tuned": 1.0, "sampler_share": 0.004, "steps": 3, "sampler_steps": 3}
+    text, summary = H.summarise({"a": [{"history": [{**record, "compile_s": 12.3}]}]}, "a")
+    assert "0.40%*" in text and "12.3 s" in text and summary["a"]["compile_s"] == [12.3]
+    text, _ = H.summarise({"a": [{"history": [{**record, "compile_s": 0.0}]}]}, "a")
+    assert "*" not in text and "compil" not in text
