@@ -343,6 +343,7 @@ class EpochSampler(ResumableSampler):
         self._chunk_base = 0
         self._chunk_len = 0
         self._chunk_it: Iterator = iter(())
+        self._iter_start, self._iter_epoch = 0, -1   # where the last iter() began
 
     # -- to implement ---------------------------------------------------------------
     def _global_order(self, epoch: int) -> np.ndarray | list:
@@ -378,6 +379,12 @@ class EpochSampler(ResumableSampler):
     def __iter__(self) -> Iterator:
         order = self._shard_for(self.epoch)
         start, self._resume_at = self._resume_at, 0
+        if (start == 0 and self._iterator is not None and self._iter_start > 0
+                and self._iter_epoch == self.epoch and self._consumed() == self._iter_start):
+            # the previous iterator of a resumed epoch handed out nothing: resume there
+            # again (torch's multi-worker DataLoader calls iter(batch_sampler) twice)
+            start = self._iter_start
+        self._iter_start, self._iter_epoch = start, self.epoch
         if order.dtype == object:
             # the items are Python objects already (a list order, e.g. batches: few of
             # them): one plain list iterator, which pickles with the sampler
