@@ -35,8 +35,10 @@ Example
 """
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -78,10 +80,37 @@ class IndexBatch(list):
         self.extras: dict[str, np.ndarray] = dict(extras) if extras else {}
 
     def __reduce__(self) -> tuple:
-        return (type(self), (list(self), self.extras))
+        return (type(self), (self[:], self.extras))
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.extras and not _WARNED and _called_by_torch_fetcher():
+            _warn_extras_dropped(self.extras)
+        return list.__iter__(self)
 
     def __repr__(self) -> str:
         return f"IndexBatch({list.__repr__(self)}, extras={sorted(self.extras)})"
+
+
+_WARNED = False
+
+
+def _called_by_torch_fetcher() -> bool:
+    """Whether the caller of ``__iter__`` is torch's map-style fetcher, i.e. the dataset
+    has no ``__getitems__`` and the batch's extras cannot reach the collate function."""
+    frame = sys._getframe(2)
+    return frame.f_code.co_filename.replace("\\", "/").endswith("torch/utils/data/_utils/fetch.py")
+
+
+def _warn_extras_dropped(extras: Mapping[str, np.ndarray]) -> None:
+    global _WARNED
+    _WARNED = True
+    warnings.warn(
+        f"the batch sampler sends {sorted(extras)} with each batch (IndexBatch.extras), but "
+        "this dataset has no __getitems__ that reads them, so the DataLoader drops them. "
+        "Wrap it: DataLoader(longtail.with_extras(dataset), batch_sampler=..., "
+        "collate_fn=longtail.collate_with_extras), or use ArrowDataset / MultilabelDataset "
+        "(their collate returns (x, y, index, extras)). Warned once per process.",
+        UserWarning, stacklevel=3)
 
 
 class ExtrasDataset:
