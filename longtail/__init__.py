@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         MultilabelDataset as MultilabelDataset,
         PRESETS as PRESETS,
         read_features as read_features,
+        SparseLabels as SparseLabels,
         UnsortedLabelsWarning as UnsortedLabelsWarning,
         with_extras as with_extras,
         write_dataset as write_dataset,

@@ -17,6 +17,7 @@ __getattr__, __dir__, __all__, _LAZY = lazy_exports(__name__, globals(), {
     "index_batch": "IndexBatch ExtrasDataset with_extras collate_with_extras",
     "synthetic": "make_long_tail LongTailData DenseOracle PRESETS",
     "dataset_file": "write_dataset", "io": "read_features",
+    "sparse_labels": "SparseLabels",
 })
 
 # The lazily exported names, for static type checkers (mypy, pyright); never imported
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
         UnsortedLabelsWarning as UnsortedLabelsWarning,
     )
     from longtail.datasets.memory_dataset import MultilabelDataset as MultilabelDataset
+    from longtail.datasets.sparse_labels import SparseLabels as SparseLabels
     from longtail.datasets.synthetic import (
         DenseOracle as DenseOracle,
         LongTailData as LongTailData,

@@ -3,7 +3,9 @@
 :class:`~longtail.datasets.ArrowDataset`, :class:`~longtail.datasets.MultilabelDataset`
 and :class:`~longtail.datasets.HFDataset` fetch a whole batch in ``__getitems__`` with
 the helpers below and return it in a :class:`BatchedSamples`; :func:`collate_batch` is
-their ``collate`` (one layout whatever the sampler).
+their ``collate`` (one layout whatever the sampler). :func:`batch_labels` builds ``y``
+(dense multi-hot, or a :class:`~longtail.datasets.SparseLabels` CSR for
+``label_format="sparse"``) and :func:`collate_batch` can convert it (``labels=``).
 """
 from __future__ import annotations
 
@@ -15,7 +17,15 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
+from longtail._core.checks import check_choice
+from longtail.datasets import _kernels as K
+from longtail.datasets.sparse_labels import SparseLabels
+
+Batch = tuple[torch.Tensor, "torch.Tensor | SparseLabels", torch.Tensor,
+              dict[str, torch.Tensor]]
+
+#: the values of ``label_format=`` (datasets) and ``labels=`` (collate)
+LABEL_FORMATS = ("dense", "sparse")
 
 
 class BatchedSamples(Sequence):
@@ -45,6 +55,10 @@ class BatchedSamples(Sequence):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         x, y, index, extras = self.batch
+        if isinstance(y, SparseLabels):
+            raise TypeError("a batch with sparse labels (label_format='sparse') is not split "
+                            "into examples: pass collate_fn=<the dataset class>.collate to "
+                            "the DataLoader")
         return x[i], y[i], index[i], {k: v[i] for k, v in extras.items()}
 
 
@@ -106,24 +120,72 @@ def batch_extras(indices: Sequence[int], size: int) -> dict[str, torch.Tensor]:
     return extras
 
 
-def collate_batch(samples: Any) -> Batch:
+def check_label_format(name: str, value: Any) -> str:
+    """``"dense"`` or ``"sparse"`` (TypeError / ValueError naming ``name`` otherwise)."""
+    return check_choice(name, value, LABEL_FORMATS)
+
+
+def batch_labels(labels: Any, idx: np.ndarray, label_format: str,
+                 dtype: torch.dtype) -> "torch.Tensor | SparseLabels":
+    """``y`` of a batch: the dense ``[B, n_labels]`` multi-hot of rows ``idx`` of the
+    :class:`~longtail.datasets.LabelMatrix` ``labels``, or (``"sparse"``) their CSR
+    slice, gathered by one kernel call (``dtype`` is then what ``y.dense()`` gives).
+
+    Example
+    -------
+    >>> from longtail.datasets import LabelMatrix
+    >>> m = LabelMatrix.from_lists([[0, 2], [], [1]])
+    >>> y = batch_labels(m, np.array([2, 0, 2]), "sparse", torch.float32)
+    >>> y.offsets.tolist(), y.ids.tolist()
+    ([0, 1, 3, 4], [1, 0, 2, 1])
+    >>> torch.equal(y.dense(), batch_labels(m, np.array([2, 0, 2]), "dense", torch.float32))
+    True
+    """
+    if label_format == "dense":
+        return labels.multi_hot(idx, dtype=dtype)
+    offsets, ids = K.take_rows(labels.offsets, labels.indices, idx)
+    return SparseLabels._trusted(torch.from_numpy(offsets), torch.from_numpy(ids),
+                                 labels.n_labels, dtype)
+
+
+def _convert_labels(y: Any, labels: str | None) -> Any:
+    """``y`` in the format ``labels`` asks for (``None``: as it is)."""
+    if labels is None:
+        return y
+    check_label_format("labels", labels)
+    if labels == "sparse" and isinstance(y, torch.Tensor):
+        return SparseLabels.from_dense(y)
+    if labels == "dense" and isinstance(y, SparseLabels):
+        return y.dense()
+    return y
+
+
+def collate_batch(samples: Any, labels: str | None = None) -> Batch:
     """Collate function: always ``(x, y, index, extras)``.
 
     The ready batch of ``__getitems__`` (a :class:`BatchedSamples`) is returned as it
     is; a list of single samples (``dataset[i]`` results) goes through
     ``default_collate`` and gets ``extras`` (the samples' ``extras`` as tensors when
-    they carry some, else ``{}``).
+    they carry some, else ``{}``). ``labels`` (``"dense"`` or ``"sparse"``) converts
+    ``y`` when it is in the other format; ``None`` keeps it as it is.
 
     Example
     -------
     >>> x, y, idx, extras = collate_batch([(torch.zeros(2), torch.ones(3), 4)])
     >>> tuple(x.shape), tuple(y.shape), idx.tolist(), extras
     ((1, 2), (1, 3), [4], {})
+    >>> collate_batch([(torch.zeros(2), torch.tensor([0., 1., 1.]), 4)], "sparse")[1].ids
+    tensor([1, 2], dtype=torch.int32)
     """
     if isinstance(samples, BatchedSamples):
-        return samples.batch
-    out = tuple(default_collate(list(samples)))
-    if len(out) == 3:
-        extras = getattr(samples, "extras", None) or {}
-        out += ({k: torch.as_tensor(np.asarray(v)) for k, v in extras.items()},)
+        out = samples.batch
+    else:
+        out = tuple(default_collate(list(samples)))
+        if len(out) == 3:
+            extras = getattr(samples, "extras", None) or {}
+            out += ({k: torch.as_tensor(np.asarray(v)) for k, v in extras.items()},)
+    if labels is not None:
+        y = _convert_labels(out[1], labels)
+        if y is not out[1]:
+            out = (out[0], y) + tuple(out[2:])
     return out  # type: ignore[return-value]

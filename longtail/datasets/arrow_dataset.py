@@ -33,6 +33,8 @@ from longtail.datasets._batch import (
     BatchedSamples,
     batch_extras,
     batch_indices,
+    batch_labels,
+    check_label_format,
     collate_batch,
     one_index,
 )
@@ -56,16 +58,29 @@ class ArrowDataset(Dataset):
         Column of label ids (``list`` / ``large_list`` of integers).
     label_dtype : torch.dtype
         dtype of the multi-hot label tensor.
+    label_format : {"dense", "sparse"}
+        ``y`` of a batch (``__getitems__``): the dense ``[B, n_labels]`` multi-hot, or a
+        :class:`~longtail.datasets.SparseLabels` (CSR: int64 offsets + int32 ids, a few
+        bytes per label instead of ``4 * n_labels`` per example) to expand on the device
+        with ``y.to(device, non_blocking=True).dense()`` -- exactly the dense ``y``.
+        ``DataLoader(pin_memory=True)`` pins it.
 
     Example
     -------
     >>> # ds = ArrowDataset("data.arrow")
     >>> # loader = DataLoader(ds, batch_size=256, shuffle=True, collate_fn=ArrowDataset.collate)
     >>> # for x, y, idx, extras in loader: ...        # extras == {} here
+    >>> # sparse labels, expanded on the GPU:
+    >>> # ds = ArrowDataset("data.arrow", label_format="sparse")
+    >>> # for x, y, idx, extras in DataLoader(ds, ..., collate_fn=ArrowDataset.collate,
+    >>> #                                     pin_memory=True):
+    >>> #     y = y.to("cuda", non_blocking=True).dense()
     """
 
     def __init__(self, path: str | os.PathLike, features: str | None = "features",
-                 labels: str = "labels", *, label_dtype: torch.dtype = torch.float32) -> None:
+                 labels: str = "labels", *, label_dtype: torch.dtype = torch.float32,
+                 label_format: str = "dense") -> None:
+        self.label_format = check_label_format("label_format", label_format)
         self.path = os.path.abspath(os.fspath(path))
         self.features_column = features
         self.labels_column = labels
@@ -85,11 +100,13 @@ class ArrowDataset(Dataset):
         # pickle the path, not the mapped data (re-mapped and re-checked in the worker)
         return {"path": self.path, "features_column": self.features_column,
                 "labels_column": self.labels_column, "label_dtype": self.label_dtype,
+                "label_format": self.label_format,
                 "fingerprint": self._fingerprint}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         fingerprint = state.pop("fingerprint", None)
+        state.setdefault("label_format", "dense")  # pickled before label_format existed
         self.__dict__.update(state)
         if fingerprint is not None:
             now = file_fingerprint(self.path) if os.path.exists(self.path) else None
@@ -143,19 +160,23 @@ class ArrowDataset(Dataset):
             x = torch.from_numpy(self._features[idx])
         else:
             x = torch.empty((idx.size, 0))
-        y = self._labels.multi_hot(idx, dtype=self.label_dtype)
+        y = batch_labels(self._labels, idx, self.label_format, self.label_dtype)
         return BatchedSamples((x, y, torch.from_numpy(idx), batch_extras(indices, idx.size)))
 
     @staticmethod
-    def collate(samples: Any) -> Batch:
+    def collate(samples: Any, labels: str | None = None) -> Batch:
         """Collate function: always ``(x, y, index, extras)``.
 
         The ready batch of ``__getitems__`` is returned as it is; a list of single
         samples (``dataset[i]`` results) goes through ``default_collate`` and gets
         ``extras`` (the samples' ``extras`` as tensors when they carry some, else ``{}``).
+        ``labels="sparse"`` / ``"dense"`` converts ``y`` when it is in the other format
+        (``functools.partial(ArrowDataset.collate, labels="dense")``); building the
+        batch sparse in the first place (``label_format="sparse"``) is cheaper.
 
         Example
         -------
         >>> # x, y, idx, extras = ArrowDataset.collate([ds[3], ds[1]])   # extras == {}
+        >>> # x, y, idx, extras = ArrowDataset.collate([ds[3], ds[1]], labels="sparse")
         """
-        return collate_batch(samples)
+        return collate_batch(samples, labels)

@@ -31,6 +31,8 @@ from longtail.datasets._batch import (
     BatchedSamples,
     batch_extras,
     batch_indices,
+    batch_labels,
+    check_label_format,
     collate_batch,
     one_index,
 )
@@ -89,6 +91,10 @@ class MultilabelDataset(Dataset):
         Number of labels (width of ``y``); default from the labels.
     label_dtype : torch.dtype
         dtype of the multi-hot label tensor (default float32).
+    label_format : {"dense", "sparse"}
+        ``y`` of a batch: the dense multi-hot, or a
+        :class:`~longtail.datasets.SparseLabels` (CSR: int64 offsets + int32 ids) to
+        send to the device and expand there with ``y.dense()`` (exactly the dense ``y``).
     check_finite : bool
         Refuse NaN or infinite features (one vectorised pass at construction, in row
         chunks; the error names the first one).
@@ -116,11 +122,20 @@ class MultilabelDataset(Dataset):
     >>> x, y, index, extras = MultilabelDataset.collate(ds.__getitems__(batch))
     >>> y.tolist(), index.tolist(), extras["sampled_label"].tolist()
     ([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]], [2, 0], [2, 1])
+
+    Sparse labels: ``y`` is CSR on the host, dense multi-hot where ``.dense()`` runs
+
+    >>> sds = MultilabelDataset(None, [[0, 1], [1], [2], [0]], label_format="sparse")
+    >>> y = MultilabelDataset.collate(sds.__getitems__([2, 0]))[1]
+    >>> y.offsets.tolist(), y.ids.tolist(), y.dense().tolist()  # y.to("cuda").dense()
+    ([0, 1, 3], [2, 0, 1], [[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
     """
 
     def __init__(self, features: Any, labels: Any, n_labels: int | None = None, *,
-                 label_dtype: torch.dtype = torch.float32, check_finite: bool = True) -> None:
+                 label_dtype: torch.dtype = torch.float32, check_finite: bool = True,
+                 label_format: str = "dense") -> None:
         check_bool("check_finite", check_finite)
+        self.label_format = check_label_format("label_format", label_format)
         if not isinstance(label_dtype, torch.dtype):
             raise TypeError(f"label_dtype must be a torch.dtype, got {label_dtype!r}")
         self._features = _as_features(features, check_finite)
@@ -174,17 +189,20 @@ class MultilabelDataset(Dataset):
             x = torch.from_numpy(self._features[idx])
         else:
             x = torch.empty((idx.size, 0))
-        y = self._labels.multi_hot(idx, dtype=self.label_dtype)
+        y = batch_labels(self._labels, idx, self.label_format, self.label_dtype)
         return BatchedSamples((x, y, torch.from_numpy(idx), batch_extras(indices, idx.size)))
 
     @staticmethod
-    def collate(samples: Any) -> Batch:
-        """Collate function: always ``(x, y, index, extras)`` (as ``ArrowDataset.collate``).
+    def collate(samples: Any, labels: str | None = None) -> Batch:
+        """Collate function: always ``(x, y, index, extras)`` (as ``ArrowDataset.collate``;
+        ``labels="sparse"`` / ``"dense"`` converts ``y`` when it is in the other format).
 
         Example
         -------
         >>> ds = MultilabelDataset(np.ones((2, 1)), [[0], [1]])
         >>> [t.tolist() for t in MultilabelDataset.collate([ds[1], ds[0]])[1:3]]
         [[[0.0, 1.0], [1.0, 0.0]], [1, 0]]
+        >>> MultilabelDataset.collate([ds[1], ds[0]], labels="sparse")[1].ids.tolist()
+        [1, 0]
         """
-        return collate_batch(samples)
+        return collate_batch(samples, labels)
