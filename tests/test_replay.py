@@ -246,7 +246,8 @@ def test_multilabel_losses_and_torch_inputs():
     a.update(idx, loss2d)                       # [B, C] torch: reduced with "mean"
     b.update(idx.numpy(), loss2d.mean(1).numpy())
     c.update(idx, loss2d.numpy())               # [B, C] numpy
-    assert a.digest() == b.digest() == c.digest()
+    assert a.digest() == c.digest()             # both reduced by the fused kernel
+    np.testing.assert_allclose(a.priorities, b.priorities, rtol=1e-6)
     d = HardExampleSampler(12, 3, seed=0, loss_reduction="max")
     e = HardExampleSampler(12, 3, seed=0)
     d.update(idx, loss2d)
@@ -260,7 +261,7 @@ def test_multilabel_losses_and_torch_inputs():
     pos = (loss2d * y).sum(1) / y.sum(1).clamp_min(1)
     neg = (loss2d * (1 - y)).sum(1) / (1 - y).sum(1).clamp_min(1)
     g.update(idx, torch.where(y.sum(1) > 0, 0.5 * (pos + neg), neg))
-    assert f.digest() == g.digest()
+    np.testing.assert_allclose(f.priorities, g.priorities, rtol=1e-6)
     with pytest.raises(ValueError):
         HardExampleSampler(12, 3, loss_reduction="balanced").update(idx, loss2d)
 

@@ -63,7 +63,9 @@ def test_entries_equal_per_example_loss_and_numpy_reference(data, reduction, as_
     reduced = per_example_loss(torch.from_numpy(entries), torch.from_numpy(targets),
                                reduction=a.loss_reduction)
     b.update(idx, reduced)
-    assert a.digest() == b.digest()
+    # the CPU path reduces in one fused kernel (float64 sums, rounded once): equal to
+    # torch's float32 reduction up to the last bit
+    np.testing.assert_allclose(a.priorities, b.priorities, rtol=1e-6, atol=1e-6)
     # against plain loops (float64 reference, applied as float32 by the sampler)
     c.update(idx, _numpy_reduction(entries.astype(np.float64), targets, reduction))
     np.testing.assert_allclose(a.priorities, c.priorities, rtol=1e-6, atol=1e-6)

@@ -575,3 +575,102 @@ def _apply_priorities(tree, ex, slots, idx, pr, p, c):
             tree[size + i] = v * factor if ex[i].flight >= 0 else v
         tree_propagate_range(tree, size, lo, hi)
     c.sweep_pos = end % n
+
+
+# ---------------------------------------------------------------------------------------
+# loss feedback: [B, C] entries to one loss per example
+# ---------------------------------------------------------------------------------------
+#: ``mode`` codes of :func:`reduce_entries`, in the order of
+#: ``longtail.losses.per_example_loss``'s reductions
+REDUCE_MODES = {"mean": 0, "sum": 1, "max": 2, "balanced": 3}
+
+
+@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc"})
+def _row_max(row, c):
+    """Largest entry of ``row[:c]``, NaN if one is NaN. Eight independent running
+    maxima (the loop pipelines: one chain is latency-bound), then a sum that is NaN iff
+    some entry is NaN or infinite (then the row is rescanned for a NaN)."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = row[0]
+    zero = np.float32(0.0)
+    chk = zero
+    c8 = c - c % 8
+    for j in range(0, c8, 8):
+        v = row[j]
+        m0 = v if v > m0 else m0
+        v = row[j + 1]
+        m1 = v if v > m1 else m1
+        v = row[j + 2]
+        m2 = v if v > m2 else m2
+        v = row[j + 3]
+        m3 = v if v > m3 else m3
+        v = row[j + 4]
+        m4 = v if v > m4 else m4
+        v = row[j + 5]
+        m5 = v if v > m5 else m5
+        v = row[j + 6]
+        m6 = v if v > m6 else m6
+        v = row[j + 7]
+        m7 = v if v > m7 else m7
+    for j in range(c8, c):
+        v = row[j]
+        m0 = v if v > m0 else m0
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    m4 = m5 if m5 > m4 else m4
+    m6 = m7 if m7 > m6 else m6
+    m0 = m2 if m2 > m0 else m0
+    m4 = m6 if m6 > m4 else m4
+    m0 = m4 if m4 > m0 else m0
+    for j in range(c):   # its own loop: vectorised
+        chk += row[j] * zero
+    if chk != chk:
+        for j in range(c):
+            if row[j] != row[j]:
+                return np.float32(np.nan)
+    return m0
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def reduce_entries(entries, targets, mode, out):
+    """Reduce element-wise losses ``entries`` (float32 ``[B, C]``, C-contiguous, C >= 1)
+    to one float32 loss per row in ``out[B]``, in one pass over the row.
+
+    ``mode`` (:data:`REDUCE_MODES`): 0 mean, 1 sum, 2 max (NaN propagates), 3 balanced:
+    with ``targets`` (float32 ``[B, C]``, values in [0, 1] act as weights),
+    ``pos = sum(l * t) / n_pos`` and ``neg = sum(l * (1 - t)) / n_neg`` where ``n_pos =
+    sum(t)``, ``n_neg = sum(1 - t)`` (a zero count divides by 1), and the result is
+    ``0.5 * (pos + neg)`` when both counts are > 0, else ``pos`` when ``n_pos > 0``, else
+    ``neg`` -- the definition of ``longtail.losses.per_example_loss``. Other modes do not
+    read ``targets`` (pass any float32 2-D array). Accumulates in float64, so the result
+    is the float32 rounding of a nearly exact reduction.
+    """
+    b = entries.shape[0]
+    c = entries.shape[1]
+    for r in range(b):
+        row = entries[r]
+        if mode == 3:
+            t_row = targets[r]
+            ps = 0.0
+            ns = 0.0
+            npos = 0.0
+            for j in range(c):
+                v = np.float64(row[j])
+                t = np.float64(t_row[j])
+                ps += v * t
+                ns += v * (1.0 - t)
+                npos += t
+            nneg = c - npos
+            pm = ps / (npos if npos > 0.0 else 1.0)
+            nm = ns / (nneg if nneg > 0.0 else 1.0)
+            if npos > 0.0:
+                res = 0.5 * (pm + nm) if nneg > 0.0 else pm
+            else:
+                res = nm
+        elif mode == 2:
+            res = np.float64(_row_max(row, c))
+        else:
+            s = 0.0
+            for j in range(c):
+                s += np.float64(row[j])
+            res = s / c if mode == 0 else s
+        out[r] = np.float32(res)

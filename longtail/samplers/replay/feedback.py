@@ -3,9 +3,11 @@ indices checked and brought to the host (at most one device-to-host copy), eleme
 ``[B, C]`` losses reduced on their device, and the DDP all-gather that hands every rank
 the same updates in rank order.
 
-The sampler reduces what it is given: ``[B, C]`` entries go through
-:func:`longtail.losses.per_example_loss` with the sampler's ``loss_reduction`` (and the
-``targets`` that ``"balanced"`` needs); ``[B]`` losses are taken as they are.
+The sampler reduces what it is given: ``[B, C]`` entries are reduced with the sampler's
+``loss_reduction`` (and the ``targets`` that ``"balanced"`` needs) as
+:func:`longtail.losses.per_example_loss` defines it -- on the host in one Numba pass
+(float32 out), on a GPU with ``per_example_loss`` itself; ``[B]`` losses are taken as
+they are.
 
 Example
 -------
@@ -13,7 +15,7 @@ Example
 >>> entries = np.array([[0.5, 1.5, 0.0], [1.0, 1.0, 4.0]])
 >>> idx, loss = prepare([2, 0], entries, n=3, reduction="mean", to_host=True)
 >>> idx.tolist(), loss.tolist()
-([2, 0], [0.6666666666666666, 2.0])
+([2, 0], [0.6666666865348816, 2.0])
 >>> targets = np.array([[1, 0, 0], [0, 0, 1]])
 >>> prepare([2, 0], entries, n=3, reduction="balanced", to_host=True,
 ...         targets=targets)[1].tolist()
@@ -26,16 +28,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from longtail.samplers.replay import _kernels as _k
+
 __all__ = ["prepare", "gather", "check_group"]
 
 
 def _per_example_loss(losses: Any, reduction: str, targets: Any = None) -> Any:
-    """Reduce a ``[B, C]`` element-wise loss to ``[B]`` on its device with
-    :func:`longtail.losses.per_example_loss` (numpy input goes through torch)."""
+    """Reduce a ``[B, C]`` element-wise loss to ``[B]``: on the host in one pass of the
+    Numba kernel :func:`~longtail.samplers.replay._kernels.reduce_entries` (numpy
+    arrays and CPU tensors, read as float32: float32 ``[B]`` out), on another device
+    with :func:`longtail.losses.per_example_loss` on that device.
+
+    Both follow ``per_example_loss``'s definitions and agree to float32 rounding (the
+    kernel accumulates in float64). On CUDA, ``torch.compile`` could fuse the torch ops
+    into one kernel; not done here (compilation time and a dependency on a compiler
+    toolchain for a reduction that is memory-bound either way).
+    """
+    if isinstance(losses, np.ndarray) or losses.device.type == "cpu":
+        return _reduce_on_host(losses, reduction, targets)
     from longtail.losses import per_example_loss
 
-    if isinstance(losses, np.ndarray):
-        losses = torch.from_numpy(np.ascontiguousarray(losses))
     if not losses.is_floating_point():
         losses = losses.to(torch.float64)
     if targets is not None and not isinstance(targets, torch.Tensor):
@@ -46,6 +58,58 @@ def _per_example_loss(losses: Any, reduction: str, targets: Any = None) -> Any:
         return per_example_loss(losses, targets=targets, reduction=reduction)
     except TypeError as err:
         raise ValueError(str(err)) from err
+
+
+def _host_float32(name: str, values: Any) -> np.ndarray:
+    """``values`` (numpy array or tensor, real) as a C-contiguous writeable float32
+    numpy array: no copy when it already is one (one Numba specialisation)."""
+    if isinstance(values, torch.Tensor):
+        if values.is_complex():
+            raise ValueError(f"{name} must be real, got dtype {values.dtype}")
+        values = values.detach().cpu()
+        if values.dtype in (torch.bfloat16, torch.float16):   # bfloat16: no numpy dtype
+            values = values.to(torch.float32)
+        values = values.numpy()   # other dtypes: numpy converts (5x torch's speed)
+    else:
+        values = np.asarray(values)
+        if values.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be real numbers, got dtype {values.dtype}")
+    out = np.ascontiguousarray(values, dtype=np.float32)
+    if not out.flags.writeable:
+        out = out.copy()
+    return out
+
+
+def _reduce_on_host(losses: Any, reduction: str, targets: Any) -> np.ndarray:
+    """:func:`_per_example_loss` on the host: float32 ``[B]``, one kernel pass."""
+    shape = tuple(losses.shape)
+    if shape[1] == 0:
+        raise ValueError(f"loss has no labels (shape {shape})")
+    if targets is not None:
+        t_shape = tuple(targets.shape) if hasattr(targets, "shape") else np.shape(targets)
+        if t_shape != shape:
+            raise ValueError(f"targets has shape {t_shape} but loss has shape {shape}")
+    mode = _k.REDUCE_MODES[reduction]
+    if mode == 3:
+        if targets is None:
+            raise ValueError("reduction='balanced' needs targets")
+        t = _host_float32("targets", targets)
+    else:
+        t = _NO_TARGETS   # not read; checked as with "balanced"
+        if isinstance(targets, torch.Tensor) and targets.is_complex():
+            raise ValueError(f"targets must be real, got dtype {targets.dtype}")
+        if targets is not None and not isinstance(targets, torch.Tensor) and \
+                np.asarray(targets).dtype.kind not in "biuf":
+            raise ValueError(
+                f"targets must be real numbers, got dtype {np.asarray(targets).dtype}")
+    entries = _host_float32("losses", losses)
+    out = np.empty(shape[0], dtype=np.float32)
+    _k.reduce_entries(entries, t, mode, out)
+    return out
+
+
+#: the ``targets`` the kernel gets when its reduction does not read them
+_NO_TARGETS = np.zeros((1, 1), dtype=np.float32)
 
 
 def prepare(indices: Any, losses: Any, *, n: int, reduction: str, to_host: bool,
@@ -63,7 +127,7 @@ def prepare(indices: Any, losses: Any, *, n: int, reduction: str, to_host: bool,
         if losses.dtype.kind not in "fiu":
             raise ValueError(f"losses must be real numbers, got dtype {losses.dtype}")
     if losses.ndim == 2:
-        losses = _per_example_loss(losses, reduction, targets).detach()
+        losses = _per_example_loss(losses, reduction, targets)
     elif targets is not None:
         raise ValueError("targets are only used with [B, C] losses")
     if losses.ndim != 1:

@@ -542,9 +542,11 @@ class HardExampleSampler(ResumableSampler):
         losses : array_like or torch.Tensor, shape [B, C] or [B]
             Element-wise multilabel losses (e.g. ``longtail.losses.asymmetric_loss(
             logits, y, reduction="none")``, detached or not: the sampler detaches),
-            reduced to [B] with the sampler's ``loss_reduction``
-            (``longtail.losses.per_example_loss``) on their device; or per-example
-            losses [B], taken as they are. Any device: one device-to-host copy.
+            reduced to [B] with the sampler's ``loss_reduction`` as
+            ``longtail.losses.per_example_loss`` defines it (equal to float32
+            rounding): numpy and CPU tensors in one Numba pass, read as float32; other
+            devices with ``per_example_loss`` on the device. Or per-example losses
+            [B], taken as they are. Any device: one device-to-host copy.
             Applied as float32 (what the DDP gather sends).
         targets : array_like or torch.Tensor [B, C], optional
             Multi-hot targets of ``[B, C]`` losses, needed by ``loss_reduction=
