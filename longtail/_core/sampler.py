@@ -25,12 +25,26 @@ function of ``(seed, epoch)``. The base class then
   ``StatefulDataLoader`` protocol: plain Python ints, epoch included). A shard of
   Python objects (from a list order) is handed out as one plain list iterator, counted
   the same way.
+
+A sampler whose epoch is expensive to build can ask for it ahead (``prefetch=True``):
+when the iterator of epoch ``e`` is made, a daemon thread builds epoch ``e + 1``
+(``_global_order`` then sharding) while epoch ``e`` is consumed, and the next epoch takes
+the result instead of building it, so its first item costs nothing on the training
+thread (the kernels building the epoch release the GIL). The epoch is a pure function of
+``(seed, epoch)``, so a prefetched epoch equals a freshly built one; a prefetch for an
+epoch other than the one asked for (``set_epoch`` jumped), or made in another process
+(a fork), or that failed, is discarded and the epoch built synchronously. Pickled (and
+deep-copied) samplers carry no thread or future. ``_global_order`` must then not mutate
+the sampler (it runs off the main thread).
 """
 from __future__ import annotations
 
 import itertools
 import operator
+import os
+import threading
 import zlib
+from concurrent.futures import Future
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -325,6 +339,9 @@ class EpochSampler(ResumableSampler):
         Distributed layout; default to the initialised ``torch.distributed`` group.
     drop_last : bool
         Trim the epoch to a multiple of ``num_replicas`` instead of padding it.
+    prefetch : bool
+        Build epoch ``e + 1`` in a background thread when the iterator of epoch ``e`` is
+        made (see the module docstring); for samplers whose epoch is slow to build.
     """
 
     def __init__(
@@ -334,9 +351,13 @@ class EpochSampler(ResumableSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
         drop_last: bool = False,
+        prefetch: bool = False,
     ) -> None:
         super().__init__(seed=seed, num_replicas=num_replicas, rank=rank)
         self.drop_last = check_bool("drop_last", drop_last)
+        self.prefetch = check_bool("prefetch", prefetch)
+        #: (pid, epoch, future of that epoch's shard) of the prefetch in flight, if any
+        self._pending: tuple[int, int, Future] | None = None
         self._cached_epoch: int | None = None
         self._cached_shard: np.ndarray | None = None
         self._iterator: Iterator | None = None
@@ -359,13 +380,55 @@ class EpochSampler(ResumableSampler):
         return chunk.tolist()
 
     # -- helpers ----------------------------------------------------------------------
+    def _build_shard(self, epoch: int) -> np.ndarray:
+        """This rank's shard of ``epoch``, built from scratch (reads, never writes, self)."""
+        order = as_order(self._global_order(epoch))
+        return shard_array(order, self.num_replicas, self.rank, self.drop_last)
+
+    def _take_prefetched(self, epoch: int) -> np.ndarray | None:
+        """The prefetched shard of ``epoch`` (waiting for it if still building), or
+        ``None``: nothing prefetched, another epoch (dropped), another process, failed."""
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is None:
+            return None
+        pid, ahead, future = pending
+        if ahead != epoch or pid != os.getpid():
+            return None      # the thread finishes on its own; its result is dropped
+        try:
+            return future.result()
+        except Exception:
+            return None      # build again on this thread: its error, if any, surfaces here
+
+    def _start_prefetch(self, epoch: int) -> None:
+        """Build the shard of ``epoch`` in a daemon thread (once; not if cached)."""
+        pending = getattr(self, "_pending", None)
+        if (not getattr(self, "prefetch", False) or epoch >= _MAX_EPOCH
+                or self._cached_epoch == epoch
+                or (pending is not None and pending[:2] == (os.getpid(), epoch))):
+            return
+        future: Future = Future()
+
+        def build() -> None:
+            try:
+                future.set_result(self._build_shard(epoch))
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                future.set_exception(exc)
+
+        self._pending = (os.getpid(), epoch, future)
+        threading.Thread(target=build, name=f"longtail-prefetch-{epoch}",
+                         daemon=True).start()
+
     def _shard_for(self, epoch: int) -> np.ndarray:
         if self._cached_epoch != epoch:
-            order = as_order(self._global_order(epoch))
-            self._cached_shard = shard_array(order, self.num_replicas, self.rank,
-                                             self.drop_last)
+            shard = self._take_prefetched(epoch)
+            self._cached_shard = self._build_shard(epoch) if shard is None else shard
             self._cached_epoch = epoch
         return self._cached_shard  # type: ignore[return-value]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_pending"] = None     # no thread or future in a pickle or a copy
+        return state
 
     def _chunks(self, order: np.ndarray, start: int) -> Iterator[Iterator]:
         """List iterators over successive chunks of the shard, from ``start``."""
@@ -378,6 +441,7 @@ class EpochSampler(ResumableSampler):
     # -- Sampler protocol ---------------------------------------------------------------
     def __iter__(self) -> Iterator:
         order = self._shard_for(self.epoch)
+        self._start_prefetch(self.epoch + 1)
         start, self._resume_at = self._resume_at, 0
         if (start == 0 and self._iterator is not None and self._iter_start > 0
                 and self._iter_epoch == self.epoch and self._consumed() == self._iter_start):

@@ -72,7 +72,7 @@ def label_cols(t_offsets: np.ndarray, t_indices: np.ndarray) -> Cols:
 
 
 # ----------------------------------------------------------------------------- part choice
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _keep_max(key, cand):
     """Narrow the candidate mask ``cand`` to the candidates with the largest ``key``."""
     best = -np.inf
@@ -83,7 +83,7 @@ def _keep_max(key, cand):
         cand[j] = cand[j] and key[j] == best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _keep_min(key, cand):
     """Narrow the candidate mask ``cand`` to the candidates with the smallest ``key``."""
     best = np.inf
@@ -94,7 +94,7 @@ def _keep_min(key, cand):
         cand[j] = cand[j] and key[j] == best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pick(state, cand):
     """One of the candidates, uniformly (a draw only when there are several)."""
     n = 0
@@ -109,7 +109,7 @@ def _pick(state, cand):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def choose_sechidis(parts, tally, active, work, state):
     """Sechidis et al.: the part that wants the ``active`` label most (largest
     ``r_j |D^l| - got_jl``; skipped when ``active`` < 0, a unit without labels), then the
@@ -132,7 +132,7 @@ def choose_sechidis(parts, tally, active, work, state):
     return _pick(state, cand)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def choose_balanced(units, u, w, col_of, parts, tally, active, work, state):
     """Balanced: among the parts with room for unit ``u`` (size ``w``; if none, those with
     the most room), the part whose squared deviation ``sum_l w_l e_jl^2 / r_j`` grows
@@ -183,7 +183,7 @@ def choose_balanced(units, u, w, col_of, parts, tally, active, work, state):
 TOUCHED = QUEUE_COLS
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _segment_positives(units, members, cols, part):
     """Positives of every column among ``members`` (int64[n_cols]) and their total size;
     marks every member unassigned (``part[u] = -1``)."""
@@ -210,7 +210,7 @@ def _segment_positives(units, members, cols, part):
     return pos, total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _count_unit(units, u, j, col_of, got, node, touched, nt):
     """Count unit ``u``'s labels in part ``j`` (``got``) and off their keys (remaining
     positives) in the queue rows ``node``; labels touched for the first time are appended
@@ -230,7 +230,7 @@ def _count_unit(units, u, j, col_of, got, node, touched, nt):
     return nt
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def stratify_segment(units, members, cols, parts, method, rotate, state, part):
     """Assign the units ``members`` to ``len(parts.r)`` parts; writes ``part[unit]``.
 
@@ -328,7 +328,7 @@ def stratify(units, cols, parts, method, seed, shuffle, refine):
     return part
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def stratified_batches(units, t_offsets, t_indices, batch_sizes, seed, arity):
     """Partition all examples (plain ``units``) into ``len(batch_sizes)`` stratified
     batches; ``t_offsets`` / ``t_indices`` are their CSC (label -> example ids).

@@ -41,7 +41,7 @@ KEY = 3
 QUEUE_COLS = 4
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def queue_new(keys, width):
     """A queue of items ``0 .. len(keys) - 1`` keyed by ``keys`` (int64; those > 0 are
     filed, in item order), with ``width`` >= QUEUE_COLS columns per node row (the extra
@@ -57,7 +57,7 @@ def queue_new(keys, width):
     return q
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def queue_pop(q):
     """The item filed under the lowest count (among those, the one filed last), taken out
     of the queue; -1 when the queue is empty."""
@@ -78,7 +78,7 @@ def queue_pop(q):
     return item
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def queue_refile(q, items, n):
     """File each of ``items[:n]`` (int64), in order, under its key: out of the bucket it
     is in (if any), then at the head of bucket ``node[item, KEY]`` if that is > 0 (else

@@ -69,6 +69,10 @@ class StratifiedBatchSampler(EpochSampler):
         DDP layout (default: the initialised ``torch.distributed`` group). Every rank gets
         whole batches, the same number of them (padded by wrapping around, like
         ``DistributedSampler``, unless ``drop_last``); rank r gets batches r, r + R, ...
+    prefetch : bool
+        Build the next epoch's batches in a background thread while this epoch is
+        consumed (the kernel releases the GIL), so no epoch's first batch waits for the
+        partition (about 0.5 s at the seed scale). The batches are the same either way.
 
     Example
     -------
@@ -91,9 +95,11 @@ class StratifiedBatchSampler(EpochSampler):
         *,
         num_replicas: int | None = None,
         rank: int | None = None,
+        prefetch: bool = True,
     ) -> None:
         self.batch_size = check_positive_int("batch_size", batch_size)
-        super().__init__(seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last)
+        super().__init__(seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last,
+                         prefetch=prefetch)
         self.labels = as_label_matrix(labels)
         n = len(self.labels)
         full, rest = divmod(n, self.batch_size)
@@ -112,7 +118,10 @@ class StratifiedBatchSampler(EpochSampler):
                 "drop_last": self.drop_last}
 
     def batches(self, epoch: int) -> list[np.ndarray]:
-        """The epoch's stratified batches (all ranks), as int64 index arrays, in order."""
+        """The epoch's stratified batches (all ranks), as int64 index arrays, in order.
+
+        A pure function of ``(seed, epoch)`` that writes nothing on the sampler (it runs
+        in the prefetch thread); the kernel holds no GIL."""
         y = self.labels
         t = y.transpose()  # cached on the LabelMatrix
         order, starts = K.stratified_batches(
@@ -126,6 +135,9 @@ class StratifiedBatchSampler(EpochSampler):
         if self._has_partial and not self.drop_last:
             out.append(order[starts[nb - 1]:starts[nb]])
         return out
+
+    def _global_length(self, epoch: int) -> int:
+        return len(self._sizes) - (1 if self._has_partial and self.drop_last else 0)
 
     def _global_order(self, epoch: int) -> list:
         return [b.tolist() for b in self.batches(epoch)]
