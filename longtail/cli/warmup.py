@@ -167,6 +167,11 @@ def _replay() -> None:
             s.update(b.extras["index"], np.linspace(0.0, 1.0, len(b), dtype=np.float32))
         s.load_state_dict(s.state_dict())
         s.probabilities()
+    # [B, C] per-entry losses: reduced by the sampler's own fused kernel
+    s = HardExampleSampler(64, 8, loss_reduction="balanced", seed=0)
+    b = s.sample()
+    entries = np.linspace(0.0, 1.0, 3 * len(b), dtype=np.float32).reshape(len(b), 3)
+    s.update(b.extras["index"], entries, targets=(entries > 0.5).astype(np.float32))
 
 
 def _metrics() -> None:
