@@ -77,6 +77,8 @@ def _normalise_sections(app, what, name, obj, options, lines):  # noqa: ANN001
 nitpicky = True
 # ``pa.Array`` in signatures: the annotation names pyarrow by its import alias
 nitpick_ignore_regex = [("py:class", r"pa\..*")]
+# ``Batch``: the private alias of the (x, y, index, extras) tuple the collates return
+nitpick_ignore = [("py:class", "Batch")]
 _ALIASES: dict[int, tuple[str, str]] = {}
 
 
