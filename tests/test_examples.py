@@ -61,6 +61,12 @@ def test_plain_loop_resume_equals_uninterrupted_run(workdir, tmp_path):
     assert a["scheduler"] == b["scheduler"]
 
 
+def test_plain_loop_sparse_labels_equal_dense(workdir):
+    """Labels sent as CSR ids and expanded on the device train the very same model."""
+    args = [*TINY_PLAIN, "--epochs", "2", "--workdir", workdir]
+    assert plain.main([*args, "--labels", "sparse"]) == plain.main([*args, "--labels", "dense"])
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
