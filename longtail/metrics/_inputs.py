@@ -102,10 +102,19 @@ def tensor_or_array(x: Any, name: str, *, floating: bool = False) -> tuple[Any, 
             raise TypeError(f"{name} must be {kind} tensor, got {x.dtype}, {x.layout}")
         return x, tuple(x.shape)
     arr = to_numpy(x, name)
+    if arr.dtype == object and _python_ints(arr):
+        # integers beyond int64/uint64 (e.g. 2**64): real numbers all the same
+        arr = arr.astype(np.float64)
     if arr.dtype.kind not in ("iuf" if floating else "biuf"):
         raise TypeError(f"{name} must be {'real numbers' if floating else 'numeric'}, "
                         f"got dtype {arr.dtype}")
     return arr, arr.shape
+
+
+def _python_ints(arr: np.ndarray) -> bool:
+    """Whether an object array holds only Python ints (not bools), as numpy makes of
+    integers too large for int64 / uint64."""
+    return arr.size > 0 and all(type(v) is int for v in arr.flat)
 
 
 def real_array(x: Any, name: str) -> np.ndarray:
