@@ -1,10 +1,13 @@
 """Small helpers shared by the benchmark scripts (timing, tables, subprocess runs)."""
 from __future__ import annotations
 
+import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -43,3 +46,42 @@ def fmt_s(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1e3:.2f} ms"
     return f"{seconds:.2f} s"
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss() -> int:
+    """Resident memory of this process in bytes (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+class PeakRSS:
+    """Peak resident memory above the starting level while the block runs, polled every
+    ``poll`` seconds in a thread (``collect``: garbage-collect first, for a clean base)."""
+
+    def __init__(self, poll: float = 0.001, collect: bool = True) -> None:
+        self.poll, self.collect = poll, collect
+
+    def __enter__(self) -> "PeakRSS":
+        if self.collect:
+            gc.collect()
+        self.base = self.peak = rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll):
+            self.peak = max(self.peak, rss())
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss())
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.base

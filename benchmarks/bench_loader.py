@@ -42,7 +42,6 @@ import resource
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from typing import Any, Callable, Iterator
@@ -52,45 +51,15 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import table  # noqa: E402
+from _util import PeakRSS, table  # noqa: E402
 
 import longtail  # noqa: E402
 from longtail import ArrowDataset  # noqa: E402
 
 SAMPLERS = ("shuffle", "weighted", "repeat_factor", "class_aware", "stratified", "replay")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # ----------------------------------------------------------------------------- timers
-def rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
-
-
-class PeakRSS:
-    """Peak resident memory of this process above its level at ``__enter__``."""
-
-    def __enter__(self) -> "PeakRSS":
-        self.base = self.peak = rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, rss())
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss())
-
-    @property
-    def extra(self) -> int:
-        return self.peak - self.base
-
-
 class Clock:
     """Adds up seconds spent inside the sampler."""
 
@@ -242,7 +211,7 @@ def interleaved(impls: dict[str, Callable[[], dict[str, float]]], rounds: int,
             impls[name]()
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
-            with PeakRSS() as mem:
+            with PeakRSS(poll=0.005, collect=False) as mem:
                 rec = impls[name]()
             rec["rate"] = rec["n"] / rec["s"]
             rec["rss"] = mem.extra

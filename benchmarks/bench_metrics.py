@@ -24,7 +24,6 @@ import gc
 import os
 import statistics
 import sys
-import threading
 import time
 import warnings
 from typing import Any, Callable
@@ -32,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import fmt_s, run_python, table  # noqa: E402
+from _util import PeakRSS, fmt_s, rss, run_python, table  # noqa: E402
 
 from longtail import metrics as M  # noqa: E402
 from longtail._core.checks import freeze  # noqa: E402
@@ -40,39 +39,6 @@ from longtail.metrics import _kernels as K  # noqa: E402
 from longtail.metrics._inputs import as_labels, score_bits  # noqa: E402
 
 N_LABELS = 7900
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
-
-
-class PeakRSS:
-    """Peak resident memory above the starting level while the block runs."""
-
-    def __enter__(self) -> "PeakRSS":
-        gc.collect()
-        self.base = rss()
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss())
-            time.sleep(0.001)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss())
-
-    @property
-    def extra(self) -> int:
-        return self.peak - self.base
 
 
 def gib(b: float) -> str:

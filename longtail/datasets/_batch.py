@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import default_collate
+from torch.utils.data import Dataset, default_collate
 
 from longtail._core.checks import check_choice
 from longtail.datasets import _kernels as K
@@ -189,3 +189,48 @@ def collate_batch(samples: Any, labels: str | None = None) -> Batch:
         if y is not out[1]:
             out = (out[0], y) + tuple(out[2:])
     return out  # type: ignore[return-value]
+
+
+class LabelledRows(Dataset):
+    """What :class:`~longtail.datasets.ArrowDataset` and
+    :class:`~longtail.datasets.MultilabelDataset` share: rows of ``_features`` ((n, d)
+    float32 or None) and ``_labels`` (a LabelMatrix), fetched one by one or a batch at a
+    time in the ``(x, y, index, extras)`` layout (``label_format``, ``label_dtype``)."""
+
+    _features: np.ndarray | None
+    _labels: Any
+    label_format: str
+    label_dtype: torch.dtype
+
+    @property
+    def n_labels(self) -> int:
+        return self._labels.n_labels
+
+    @property
+    def n_features(self) -> int:
+        return 0 if self._features is None else int(self._features.shape[1])
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """``(x, y, index)`` of one example (``x`` a copy, ``y`` multi-hot)."""
+        i = one_index(index, len(self))
+        x = (torch.from_numpy(np.array(self._features[i])) if self._features is not None
+             else torch.empty(0))
+        y = self._labels.multi_hot([i], dtype=self.label_dtype)[0]
+        return x, y, i
+
+    def __getitems__(self, indices: Sequence[int]) -> BatchedSamples:
+        """Fetch a whole batch: ``(x, y, index, extras)`` in a :class:`BatchedSamples`.
+
+        ``extras`` holds ``indices.extras`` (an :class:`~longtail.datasets.IndexBatch`'s
+        per-index arrays) as tensors, ``{}`` for a plain list of indices.
+        """
+        idx = batch_indices(indices, len(self))
+        if self._features is not None:
+            x = torch.from_numpy(self._features[idx])
+        else:
+            x = torch.empty((idx.size, 0))
+        y = batch_labels(self._labels, idx, self.label_format, self.label_dtype)
+        return BatchedSamples((x, y, torch.from_numpy(idx), batch_extras(indices, idx.size)))

@@ -21,22 +21,17 @@ Example
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from longtail.datasets._batch import (
     Batch,
     BatchedSamples,
-    batch_extras,
-    batch_indices,
-    batch_labels,
+    LabelledRows,
     check_label_format,
     collate_batch,
-    one_index,
 )
 from longtail.datasets.io import file_fingerprint, read_features
 from longtail.datasets.label_matrix import LabelMatrix
@@ -44,7 +39,7 @@ from longtail.datasets.label_matrix import LabelMatrix
 __all__ = ["ArrowDataset", "BatchedSamples"]
 
 
-class ArrowDataset(Dataset):
+class ArrowDataset(LabelledRows):
     """Map-style dataset over an uncompressed Arrow IPC file written by ``write_dataset``.
 
     Parameters
@@ -127,41 +122,9 @@ class ArrowDataset(Dataset):
         """The (n, d) float32 features (memory-mapped, read-only)."""
         return self._features
 
-    @property
-    def n_labels(self) -> int:
-        return self._labels.n_labels
-
-    @property
-    def n_features(self) -> int:
-        return 0 if self._features is None else int(self._features.shape[1])
-
-    def __len__(self) -> int:
-        return len(self._labels)
-
     def __repr__(self) -> str:
         return (f"ArrowDataset({self.path!r}, n={len(self):,}, n_features={self.n_features}, "
                 f"n_labels={self.n_labels:,})")
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        i = one_index(index, len(self))
-        x = (torch.from_numpy(np.array(self._features[i])) if self._features is not None
-             else torch.empty(0))
-        y = self._labels.multi_hot([i], dtype=self.label_dtype)[0]
-        return x, y, i
-
-    def __getitems__(self, indices: Sequence[int]) -> BatchedSamples:
-        """Fetch a whole batch: ``(x, y, index, extras)`` in a :class:`BatchedSamples`.
-
-        ``extras`` holds ``indices.extras`` (an :class:`~longtail.datasets.IndexBatch`'s
-        per-index arrays) as tensors, ``{}`` for a plain list of indices.
-        """
-        idx = batch_indices(indices, len(self))
-        if self._features is not None:
-            x = torch.from_numpy(self._features[idx])
-        else:
-            x = torch.empty((idx.size, 0))
-        y = batch_labels(self._labels, idx, self.label_format, self.label_dtype)
-        return BatchedSamples((x, y, torch.from_numpy(idx), batch_extras(indices, idx.size)))
 
     @staticmethod
     def collate(samples: Any, labels: str | None = None) -> Batch:

@@ -18,23 +18,17 @@ Example
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from longtail._core.checks import check_bool
 from longtail.datasets._batch import (
     Batch,
-    BatchedSamples,
-    batch_extras,
-    batch_indices,
-    batch_labels,
+    LabelledRows,
     check_label_format,
     collate_batch,
-    one_index,
 )
 from longtail.datasets.label_matrix import LabelMatrix
 
@@ -74,7 +68,7 @@ def _as_features(features: Any, check_finite: bool) -> np.ndarray | None:
     return a
 
 
-class MultilabelDataset(Dataset):
+class MultilabelDataset(LabelledRows):
     """Map-style dataset over in-memory features and labels; batches ``(x, y, index,
     extras)`` like :class:`~longtail.datasets.ArrowDataset`.
 
@@ -155,42 +149,9 @@ class MultilabelDataset(Dataset):
         """The (n, d) float32 features, or None."""
         return self._features
 
-    @property
-    def n_labels(self) -> int:
-        return self._labels.n_labels
-
-    @property
-    def n_features(self) -> int:
-        return 0 if self._features is None else int(self._features.shape[1])
-
-    def __len__(self) -> int:
-        return len(self._labels)
-
     def __repr__(self) -> str:
         return (f"MultilabelDataset(n={len(self):,}, n_features={self.n_features}, "
                 f"n_labels={self.n_labels:,})")
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """``(x, y, index)`` of one example (``x`` a copy, ``y`` multi-hot)."""
-        i = one_index(index, len(self))
-        x = (torch.from_numpy(np.array(self._features[i])) if self._features is not None
-             else torch.empty(0))
-        y = self._labels.multi_hot([i], dtype=self.label_dtype)[0]
-        return x, y, i
-
-    def __getitems__(self, indices: Sequence[int]) -> BatchedSamples:
-        """Fetch a whole batch: ``(x, y, index, extras)`` in a :class:`BatchedSamples`.
-
-        ``extras`` holds ``indices.extras`` (an :class:`~longtail.datasets.IndexBatch`'s
-        per-index arrays) as tensors, ``{}`` for a plain list of indices.
-        """
-        idx = batch_indices(indices, len(self))
-        if self._features is not None:
-            x = torch.from_numpy(self._features[idx])
-        else:
-            x = torch.empty((idx.size, 0))
-        y = batch_labels(self._labels, idx, self.label_format, self.label_dtype)
-        return BatchedSamples((x, y, torch.from_numpy(idx), batch_extras(indices, idx.size)))
 
     @staticmethod
     def collate(samples: Any, labels: str | None = None) -> Batch:
