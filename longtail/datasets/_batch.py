@@ -78,6 +78,40 @@ def one_index(index: Any, n: int) -> int:
     return i
 
 
+def _fast_int64(indices: Any) -> np.ndarray | None:
+    """``indices`` as a fresh int64 array in one C-level conversion when they are a list
+    (or an integer array) of plain integers -- what samplers yield -- else ``None`` (the
+    caller then converts item by item with ``operator.index``, which also rejects floats,
+    bools given as numpy bools, and other non-integers with their own error)."""
+    if isinstance(indices, np.ndarray):
+        arr = indices
+    elif isinstance(indices, list):
+        if indices and type(indices[0]) is not int:
+            return None     # numpy scalars, tensors...: the general path
+        try:
+            arr = np.array(indices)
+        except (ValueError, TypeError, OverflowError):
+            return None
+    else:
+        return None
+    if arr.ndim != 1 or arr.dtype.kind not in "iu" or (
+            arr.dtype.kind == "u" and arr.size and int(arr.max()) >= 1 << 63):
+        return None
+    return arr.astype(np.int64, copy=True)
+
+
+def _each_int64(indices: Sequence[int], n: int) -> np.ndarray:
+    """``indices`` as int64, item by item with ``operator.index`` (TypeError for a
+    non-integer, IndexError naming an integer beyond int64)."""
+    try:
+        return np.fromiter((operator.index(i) for i in indices), dtype=np.int64,
+                           count=len(indices))
+    except OverflowError:
+        big = next(i for i in indices if not -(1 << 63) <= operator.index(i) < (1 << 63))
+        raise IndexError(f"index {operator.index(big)} is out of range for {n} "
+                         "examples") from None
+
+
 def batch_indices(indices: Sequence[int], n: int) -> np.ndarray:
     """The indices of one batch as int64 (negatives wrap), each checked against ``n``.
 
@@ -86,13 +120,9 @@ def batch_indices(indices: Sequence[int], n: int) -> np.ndarray:
     >>> batch_indices([3, -1], 5).tolist()
     [3, 4]
     """
-    try:
-        idx = np.fromiter((operator.index(i) for i in indices), dtype=np.int64,
-                          count=len(indices))
-    except OverflowError:
-        big = next(i for i in indices if not -(1 << 63) <= operator.index(i) < (1 << 63))
-        raise IndexError(f"index {operator.index(big)} is out of range for {n} "
-                         "examples") from None
+    idx = _fast_int64(indices)
+    if idx is None:
+        idx = _each_int64(indices, n)
     idx[idx < 0] += n
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         bad = int(np.flatnonzero((idx < 0) | (idx >= n))[0])

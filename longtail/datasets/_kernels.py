@@ -113,11 +113,10 @@ def take_rows(offsets, indices, rows):
         out_offsets[i + 1] = out_offsets[i] + offsets[r + 1] - offsets[r]
     out_indices = np.empty(out_offsets[m], dtype=np.int32)
     for i in range(m):
+        # a slice copy (a vectorised memcpy) is twice as fast as an element loop here:
+        # 54 vs 107 us per 256 random rows of ~130 labels (benchmarks/README.md)
         r = rows[i]
-        start = offsets[r]
-        k = out_offsets[i]
-        for p in range(offsets[r + 1] - start):
-            out_indices[k + p] = indices[start + p]
+        out_indices[out_offsets[i]:out_offsets[i + 1]] = indices[offsets[r]:offsets[r + 1]]
     return out_offsets, out_indices
 
 
