@@ -1,7 +1,9 @@
 """Numba kernels behind :mod:`longtail.samplers.balanced.samplers`.
 
 Serial kernels (they run in the DataLoader's main process, next to fork-started workers),
-seeded explicitly through :mod:`longtail._core.rng`. Inputs are float64 weights and the
+seeded explicitly through :mod:`longtail._core.rng`. They release the GIL (``nogil``): a
+sampler with ``prefetch=True`` builds its next epoch in a background thread while the
+training thread runs. Inputs are float64 weights and the
 canonical LabelMatrix arrays (int64 offsets, int32 indices, read-only), so each kernel
 compiles once.
 """
@@ -13,7 +15,7 @@ from numba import njit
 from longtail._core.rng import rng_below, rng_init, rng_shuffle, rng_uniform
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_alias(weights):
     """Walker/Vose alias table of ``weights`` (float64, finite, >= 0, positive sum).
 
@@ -75,7 +77,7 @@ def build_alias(weights):
     return prob, alias
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def interleave_alias(prob, alias):
     """The alias table as one float64 array ``[prob_0, alias_0, prob_1, alias_1, ...]``
     (alias ids are exact in float64 below 2**53): one cache line per draw."""
@@ -87,7 +89,7 @@ def interleave_alias(prob, alias):
     return table
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def draw_alias(table, m, seed):
     """``m`` independent draws from an interleaved alias table (int64[m]).
 
@@ -113,7 +115,7 @@ def draw_alias(table, m, seed):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def radix_argsort(keys):
     """Stable ascending argsort of uint64 keys: LSD radix sort with 11-bit digits.
 
@@ -167,7 +169,7 @@ def radix_argsort(keys):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def draw_without_replacement(weights, m, seed):
     """``m`` draws without replacement, probability proportional to ``weights``.
 
@@ -216,7 +218,7 @@ def draw_without_replacement(weights, m, seed):
     return radix_argsort(keys.view(np.uint64))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def repeat_epoch(factors, seed):
     """Repeat-factor epoch (detectron2 semantics): example i appears ``floor(r_i)`` times,
     plus once more with probability ``frac(r_i)`` (stochastic rounding), then the whole
@@ -242,18 +244,26 @@ def repeat_epoch(factors, seed):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def class_aware_epoch(t_offsets, t_indices, classes, prob, alias, use_alias, m, per_label,
-                      seed):
-    """Class-aware epoch (mmdetection ``ClassAwareSampler`` semantics).
+                      seed, out):
+    """Class-aware epoch (mmdetection ``ClassAwareSampler`` semantics), written to ``out``.
 
     Pick a label -- cycling through a shuffled list of ``classes`` (reshuffled after
     each pass), or, with ``use_alias``, drawn from the alias table ``(prob, alias)`` over
     ``classes`` -- then take ``per_label`` examples of that label from its own shuffled
     cycle (``t_offsets``/``t_indices`` is the label -> examples CSC; a label's list is
-    reshuffled each time it is used up). Returns ``(indices int64[m], labels int64[m])``.
+    reshuffled each time it is used up).
+
+    ``out`` is int64 ``[rows, width]``: row ``t`` gets draw ``t`` of the epoch of ``m``
+    draws -- the example in column 0 and, when ``width`` is 2, the label it was drawn for
+    in column 1. Only the first ``min(m, rows)`` draws are made (the epoch's prefix);
+    rows from ``m`` on are filled with -1 (the missing tail of a shorter last batch).
     """
     state = rng_init(seed)
+    rows = out.shape[0]
+    width = out.shape[1]
+    stop = min(m, rows)
     n_classes = classes.shape[0]
     L = t_offsets.shape[0] - 1
     buf = np.empty(t_indices.shape[0], dtype=np.int32)
@@ -261,10 +271,8 @@ def class_aware_epoch(t_offsets, t_indices, classes, prob, alias, use_alias, m, 
     cycle = classes.copy()
     rng_shuffle(state, cycle)
     ci = 0
-    out_idx = np.empty(m, dtype=np.int64)
-    out_lab = np.empty(m, dtype=np.int64)
     t = 0
-    while t < m:
+    while t < stop:
         if use_alias:
             k = rng_below(state, n_classes)
             if rng_uniform(state) >= prob[k]:
@@ -284,13 +292,16 @@ def class_aware_epoch(t_offsets, t_indices, classes, prob, alias, use_alias, m, 
             rng_shuffle(state, seg)
             pos[c] = 0
         for _ in range(per_label):
-            if t >= m:
+            if t >= stop:
                 break
             if pos[c] == length:
                 rng_shuffle(state, seg)
                 pos[c] = 0
-            out_idx[t] = seg[pos[c]]
-            out_lab[t] = c
+            out[t, 0] = seg[pos[c]]
+            if width > 1:
+                out[t, 1] = c
             pos[c] += 1
             t += 1
-    return out_idx, out_lab
+    for r in range(stop, rows):
+        for w in range(width):
+            out[r, w] = -1

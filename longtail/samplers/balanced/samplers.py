@@ -7,7 +7,11 @@ main process by a serial Numba kernel, so the order does not depend on the numbe
 DataLoader workers; ``num_replicas`` / ``rank`` default to the initialised
 ``torch.distributed`` group and give every rank a disjoint, equally long shard of the
 same epoch (padded like ``DistributedSampler``); ``state_dict`` / ``load_state_dict``
-resume mid-epoch under torchdata's ``StatefulDataLoader``.
+resume mid-epoch under torchdata's ``StatefulDataLoader``. With ``prefetch=True`` (the
+default) epoch ``e + 1`` is built in a background thread while epoch ``e`` is consumed
+(the kernels release the GIL), so an epoch boundary costs the training thread nothing;
+the epochs are the same either way. Whatever an epoch needs once (the alias table, the
+label -> examples CSC) is built at construction, never by an epoch build.
 
 * :class:`WeightedSampler` -- draws proportional to per-example weights (e.g. from
   :func:`~longtail.sample_weights`), with or without replacement, any number of examples
@@ -41,6 +45,7 @@ Example
 """
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any
 
@@ -199,6 +204,10 @@ class WeightedSampler(EpochSampler):
         Distributed layout (default: the initialised ``torch.distributed`` group).
     drop_last : bool
         Trim the epoch to a multiple of ``num_replicas`` instead of padding it.
+    prefetch : bool
+        Build the next epoch in a background thread while this one is consumed (default),
+        so that ``iter()`` of the next epoch does not stall; ``False`` builds each epoch
+        when its ``iter()`` is made. The epochs are the same either way.
 
     Example
     -------
@@ -210,7 +219,8 @@ class WeightedSampler(EpochSampler):
 
     def __init__(self, weights: Any, num_samples: int | None = None,
                  replacement: bool = True, *, seed: int = 0, num_replicas: int | None = None,
-                 rank: int | None = None, drop_last: bool = False) -> None:
+                 rank: int | None = None, drop_last: bool = False,
+                 prefetch: bool = True) -> None:
         w = check_weights(weights, "weights")   # an owned, frozen copy
         n = int(w.shape[0])
         m = n if num_samples is None else check_positive_int("num_samples", num_samples)
@@ -224,18 +234,18 @@ class WeightedSampler(EpochSampler):
                     f"replacement=False cannot draw num_samples={m} distinct examples: only "
                     f"{positive} of the {n} weights are positive")
         super().__init__(seed=seed, num_replicas=num_replicas, rank=rank,
-                         drop_last=drop_last)
+                         drop_last=drop_last, prefetch=prefetch)
         self.weights = w
         self.num_samples = int(m)
         self.replacement = bool(replacement)
-        self._alias: np.ndarray | None = None
+        # built here, once (O(n)): an epoch build only reads it, from any thread
+        self._alias = (BK.interleave_alias(*BK.build_alias(w)) if replacement
+                       else np.empty(0))
         self._crc: int | None = None
 
     def _global_order(self, epoch: int) -> np.ndarray:
         seed = np.uint64(self._epoch_seed(epoch))
         if self.replacement:
-            if self._alias is None:
-                self._alias = BK.interleave_alias(*BK.build_alias(self.weights))
             return BK.draw_alias(self._alias, self.num_samples, seed)
         return BK.draw_without_replacement(self.weights, self.num_samples, seed)
 
@@ -299,6 +309,10 @@ class RepeatFactorSampler(EpochSampler):
         Emit an :class:`ExposureWarning` when the factors hardly lift the rare labels
         relative to the frequent ones (dense multilabel data: every example carries a
         rare label, so nearly every example is repeated and epochs just get longer).
+    prefetch : bool
+        Build the next epoch in a background thread while this one is consumed (default),
+        so that ``iter()`` of the next epoch does not stall; ``False`` builds each epoch
+        when its ``iter()`` is made. The epochs are the same either way.
 
     Example
     -------
@@ -312,14 +326,14 @@ class RepeatFactorSampler(EpochSampler):
 
     def __init__(self, labels: Any, threshold: float, *, sqrt: bool = True, seed: int = 0,
                  num_replicas: int | None = None, rank: int | None = None,
-                 drop_last: bool = False, warn: bool = True) -> None:
+                 drop_last: bool = False, warn: bool = True, prefetch: bool = True) -> None:
         sqrt = check_bool("sqrt", sqrt)
         warn = check_bool("warn", warn)
         y = LabelMatrix.from_any(labels)
         factors = check_weights(sample_weights(y, "repeat_factor", threshold=threshold,
                                                sqrt=sqrt), "factors")
         _check_epoch_bound(factors)
-        self._init(factors, seed, num_replicas, rank, drop_last)
+        self._init(factors, seed, num_replicas, rank, drop_last, prefetch)
         self.threshold = float(threshold)
         self.sqrt = bool(sqrt)
         if warn:
@@ -330,11 +344,11 @@ class RepeatFactorSampler(EpochSampler):
 
     @classmethod
     def from_factors(cls, factors: Any, *, seed: int = 0, num_replicas: int | None = None,
-                     rank: int | None = None, drop_last: bool = False
-                     ) -> "RepeatFactorSampler":
+                     rank: int | None = None, drop_last: bool = False,
+                     prefetch: bool = True) -> "RepeatFactorSampler":
         """From precomputed repeat factors (e.g. ``longtail weights --method
         repeat_factor -o f.npy``): finite, >= 0, not all zero; factors below 1 drop
-        examples with probability ``1 - r``.
+        examples with probability ``1 - r``. The other arguments are the constructor's.
 
         Example
         -------
@@ -345,15 +359,15 @@ class RepeatFactorSampler(EpochSampler):
         self = cls.__new__(cls)
         f = check_weights(factors, "factors")
         _check_epoch_bound(f)
-        self._init(f, seed, num_replicas, rank, drop_last)
+        self._init(f, seed, num_replicas, rank, drop_last, prefetch)
         self.threshold = None
         self.sqrt = None
         return self
 
     def _init(self, factors: np.ndarray, seed: int, num_replicas: int | None,
-              rank: int | None, drop_last: bool) -> None:
+              rank: int | None, drop_last: bool, prefetch: bool) -> None:
         EpochSampler.__init__(self, seed=seed, num_replicas=num_replicas, rank=rank,
-                              drop_last=drop_last)
+                              drop_last=drop_last, prefetch=prefetch)
         self.factors = factors      # owned and frozen by check_weights
         self._crc = crc_of(factors)
 
@@ -375,6 +389,11 @@ class RepeatFactorSampler(EpochSampler):
 
 
 # ---------------------------------------------------------------------------- class aware
+# Serializes building a LabelMatrix's CSC (``transpose()``, cached on the matrix) between
+# the training thread and prefetch threads: ClassAwareSampler builds it in ``__init__``,
+# but a copied or unpickled sampler holds a matrix without it.
+_CSC_LOCK = threading.Lock()
+
 class _Batches:
     """A chunk of a batch epoch, made into :class:`IndexBatch` lists one batch at a time.
 
@@ -475,6 +494,11 @@ class ClassAwareSampler(EpochSampler):
         Emit an :class:`ExposureWarning` when the sampler hardly lifts the rare labels
         relative to the frequent ones (dense multilabel data, where an example drawn for
         a rare label brings its frequent labels along).
+    prefetch : bool
+        Build the next epoch in a background thread while this one is consumed (default),
+        so that ``iter()`` of the next epoch does not stall; ``False`` builds each epoch
+        when its ``iter()`` is made. The epochs are the same either way. The label ->
+        examples CSC that every epoch reads (``labels.transpose()``) is built here.
 
     Example
     -------
@@ -490,7 +514,7 @@ class ClassAwareSampler(EpochSampler):
                  class_weights: Any = None, return_labels: bool = False, *,
                  batch_size: int | None = None, samples_per_label: int = 1, seed: int = 0,
                  num_replicas: int | None = None, rank: int | None = None,
-                 drop_last: bool = False, warn: bool = True) -> None:
+                 drop_last: bool = False, warn: bool = True, prefetch: bool = True) -> None:
         y = LabelMatrix.from_any(labels)
         n, L = len(y), y.n_labels
         warn = check_bool("warn", warn)
@@ -504,7 +528,8 @@ class ClassAwareSampler(EpochSampler):
                 "batch, as IndexBatch.extras['sampled_label']. Use ClassAwareSampler(..., "
                 "return_labels=True, batch_size=B) as DataLoader(batch_sampler=...), e.g. "
                 "with ArrowDataset and collate_fn=ArrowDataset.collate")
-        # an epoch holds num_samples (index, label) int64 pairs, stacked once more
+        # an epoch holds num_samples (index, label) int64 pairs; a shard and a prefetched
+        # epoch as much again
         check_memory(f"num_samples={m:,}", 48.0 * m + 4.0 * y.nnz)
         counts = y.label_counts()
         present = counts > 0
@@ -519,7 +544,7 @@ class ClassAwareSampler(EpochSampler):
                              "nothing to sample" if cw is not None
                              else "no label has examples: nothing to sample")
         super().__init__(seed=seed, num_replicas=num_replicas, rank=rank,
-                         drop_last=drop_last)
+                         drop_last=drop_last, prefetch=prefetch)
         self.labels = y
         self.num_samples = int(m)
         self.samples_per_label = int(k)
@@ -535,25 +560,30 @@ class ClassAwareSampler(EpochSampler):
             self._prob, self._alias = np.ones(1), np.zeros(1, dtype=np.int64)
         self._crc = None if cw is None else crc_of(cw)
         self._labels_crc: int | None = None
+        self._csc()                           # the label -> examples CSC, built once
         if warn:
             _warn_if_flat("ClassAwareSampler", y, self._row_weights)
 
+    def _csc(self) -> LabelMatrix:
+        """The labels' CSC (cached on the matrix; built under a lock, never twice)."""
+        with _CSC_LOCK:
+            return self.labels.transpose()
+
     def _global_order(self, epoch: int) -> np.ndarray:
-        t = self.labels.transpose()
-        idx, lab = BK.class_aware_epoch(t.offsets, t.indices, self._classes, self._prob,
-                                        self._alias, self.class_weights is not None,
-                                        self.num_samples,
-                                        min(self.samples_per_label, self.num_samples),
-                                        np.uint64(self._epoch_seed(epoch)))
-        if self.batch_size is None:
-            return idx
-        # one row per batch (the items of a shorter last batch followed by -1)
-        order = np.stack([idx, lab], axis=1) if self.return_labels else idx
-        size = self._global_length(epoch) * self.batch_size
-        if size > order.shape[0]:
-            tail = np.full((size - order.shape[0],) + order.shape[1:], -1, dtype=np.int64)
-            order = np.concatenate([order, tail])
-        return order[:size].reshape((-1, self.batch_size) + order.shape[1:])
+        t = self._csc()
+        b = self.batch_size
+        # one row per draw, or per batch (the items of a shorter last batch followed by
+        # -1); the labels ride along as a second column
+        rows = self.num_samples if b is None else self._global_length(epoch) * b
+        width = 2 if self.return_labels else 1
+        out = np.empty((rows, width), dtype=np.int64)
+        BK.class_aware_epoch(t.offsets, t.indices, self._classes, self._prob, self._alias,
+                             self.class_weights is not None, self.num_samples,
+                             min(self.samples_per_label, self.num_samples),
+                             np.uint64(self._epoch_seed(epoch)), out)
+        if b is None:
+            return out.reshape(-1)
+        return out.reshape((-1, b, 2) if self.return_labels else (-1, b))
 
     def _global_length(self, epoch: int) -> int:
         if self.batch_size is None:
