@@ -24,11 +24,13 @@ labels are far rarer: labels in fewer than 30 examples are oversampled and an ep
 (``StratifiedBatchSampler``) and ``replay`` (``HardExampleSampler``; after every batch
 ``update(index, random per-example losses)``, timed as sampler work).
 
-One run is one epoch of ``n_examples`` examples (the batch sampler stops after the batch
-that reaches them, so a longer ``repeat_factor`` epoch is cut there and leaves no batch in
-flight; the rate counts what was delivered). Runs of a loader are consecutive epochs: each
-run calls ``set_epoch(previous + 1)``, warm-up runs included, and checks that the sampler
-iterated that epoch. With ``num_workers > 0`` the DataLoader has ``persistent_workers=True``
+One run is ``--epochs-per-run`` (default 2) consecutive epochs of ``n_examples`` examples
+each, back to back (the batch sampler stops after the batch that reaches them, so a longer
+``repeat_factor`` epoch is cut there and leaves no batch in flight; the rate counts what
+was delivered). Every epoch calls ``set_epoch(previous + 1)``, warm-up runs included, and
+checks that the sampler iterated that epoch. The epoch-start wait is taken at the
+boundaries inside a run: the first epoch of a run follows the other loaders' runs, which
+would give a sampler's background prefetch time that a training loop does not have. With ``num_workers > 0`` the DataLoader has ``persistent_workers=True``
 (the batch sampler stays in the main process for a map-style dataset, so ``set_epoch``
 reaches it), so the timed rounds measure the steady state; the worker start-up is paid by
 the first (warm-up) run and reported on its own (``start-up``: time to the first batch of
@@ -38,9 +40,8 @@ the first epoch).
 sleep releases the GIL, like a step that waits for the GPU), giving the workers and the
 samplers' background epoch prefetch (``StratifiedBatchSampler`` builds epoch ``e + 1`` in a
 thread while epoch ``e`` is consumed) time to work. The wait for an epoch's first batch is
-measured as ``iter(loader)`` + the first ``next``: the prefetch of that epoch was started
-during the previous run, so the epoch boundary is measured as in training. Examples/s then
-count the steps too (ceiling: batch / T).
+measured as ``iter(loader)`` + the first ``next``, at a boundary inside a run (see above).
+Examples/s then count the steps too (ceiling: batch / T).
 
 Anchors, in the same process and the same rounds (alternating order, CONTRIBUTING's rule):
 
@@ -208,11 +209,28 @@ class Run:
         self.epoch = 0
         self.startup: float | None = None
         self.gen = torch.Generator().manual_seed(0)
+        #: epochs per call, back to back (see :meth:`__call__`)
+        self.epochs_per_run = 1
 
     def unpack(self, batch: Any) -> tuple[torch.Tensor, Any, Any]:
         return batch[0], batch[1], batch[2]
 
     def __call__(self) -> dict[str, float]:
+        """:attr:`epochs_per_run` consecutive epochs, back to back; their figures summed,
+        ``first`` / ``sampler_first`` the largest over the epochs after the first one
+        (epoch boundaries with no other loader's run in between, the ones a training
+        loop sees; with one epoch per run, that epoch's)."""
+        recs = [self._epoch() for _ in range(self.epochs_per_run)]
+        inner = recs[1:] or recs
+        n = sum(r["n"] for r in recs)
+        return {"n": n, "s": sum(r["s"] for r in recs),
+                "bytes": sum(r["bytes"] * r["n"] for r in recs) / max(n, 1),
+                "sampler": sum(r["sampler"] for r in recs),
+                "first": max(r["first"] for r in inner),
+                "sampler_first": max(r["sampler_first"] for r in inner),
+                "longest": max(r["longest"] for r in recs), "epoch": recs[-1]["epoch"]}
+
+    def _epoch(self) -> dict[str, float]:
         epoch = self.epoch
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
@@ -467,6 +485,8 @@ def bench_preset(preset: str, n_examples: int | None, args: argparse.Namespace,
         if not impls:
             print(f"\n## {preset}: nothing to run (labels {args.labels})")
             return
+        for run in impls.values():
+            run.epochs_per_run = args.epochs_per_run
         res = interleaved(impls, args.rounds, args.warmup)
         heads = HEADS + [f"vs {k}" for k in anchors]
         rows = []
@@ -492,7 +512,7 @@ def bench_preset(preset: str, n_examples: int | None, args: argparse.Namespace,
               "WeightedRandomSampler + default collate")
     print("start-up: wait for the first batch of the first epoch (warm-up; workers start "
           "there); epoch-start wait: longest wait for the first batch of a timed epoch "
-          "(iter(loader) + next); sampler at epoch start: the longest time of the sampler "
+          "that follows the previous epoch back to back (iter(loader) + next); sampler at epoch start: the longest time of the sampler "
           "to its first batch of a timed epoch (iter + first batch, part of the wait); "
           "longest wait: longest wait for any batch of the timed epochs\n", flush=True)
 
@@ -515,6 +535,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
     p.add_argument("--steps-ms", type=float, default=0.0,
                    help="sleep this many ms after every batch (an emulated training step)")
+    p.add_argument("--epochs-per-run", type=int, default=2,
+                   help="consecutive epochs per timed run (default 2: the boundary between "
+                   "them is back to back, as in training; the first epoch of a run follows "
+                   "the other loaders' runs, which gives a background prefetch extra time)")
     p.add_argument("--no-anchors", action="store_true", help="ours only (no ratios)")
     p.add_argument("--device", default="cpu", help="copy batches there (cuda: dense() there)")
     args = p.parse_args(argv)
@@ -525,8 +549,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--n-examples must be >= 1, got {args.n_examples}")
     if args.steps_ms < 0:
         p.error(f"--steps-ms must be >= 0, got {args.steps_ms}")
-    if min(args.workers) < 0 or min(args.batch) < 1 or args.rounds < 1 or args.warmup < 0:
-        p.error("need --workers >= 0, --batch >= 1, --rounds >= 1, --warmup >= 0")
+    if (min(args.workers) < 0 or min(args.batch) < 1 or args.rounds < 1 or args.warmup < 0
+            or args.epochs_per_run < 1):
+        p.error("need --workers >= 0, --batch >= 1, --rounds >= 1, --warmup >= 0, "
+                "--epochs-per-run >= 1")
     device = torch.device(args.device)
 
     print(f"# bench_loader: presets {' '.join(args.preset)}; load average at start: "

@@ -226,3 +226,38 @@ def test_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
         B.main(argv)
     assert message in capsys.readouterr().err
+
+
+class SlowPrefetched(SlowEpochs):
+    """SlowEpochs whose next epoch is built in the background (EpochSampler prefetch)."""
+
+    def __init__(self, n, delay):
+        super().__init__(n, delay)
+        self.prefetch = True
+
+
+def test_the_epoch_boundary_is_taken_back_to_back_inside_a_run():
+    # a 0.3 s epoch build, prefetched; a fast loop: between runs the build has time (the
+    # test sleeps as the other loaders' runs would), between the epochs of a run it has not
+    clock = B.Clock()
+    sampler = SlowPrefetched(100, 0.3)
+    timed = B.TimedBatches(sampler, clock, 10, limit=100)
+    data = TensorDataset(torch.zeros(100, 2), torch.zeros(100, 3))
+    run = B.AnchorRun(DataLoader(data, batch_sampler=timed), clock, 100, torch.device("cpu"),
+                      sampler=sampler)
+    run()                                   # epoch 0 (built in place), prefetch of 1 starts
+    time.sleep(0.5)                         # the prefetch of epoch 1 finishes
+    one = run()                             # epoch 1 alone: its start looks free
+    assert one["first"] < 0.2
+    time.sleep(0.5)
+    run.epochs_per_run = 2
+    two = run()                             # epochs 2 and 3: 3 follows 2 back to back
+    assert two["n"] == 200 and two["epoch"] == 3
+    assert two["first"] >= 0.2              # the wait for epoch 3's build is seen
+    assert two["sampler_first"] >= 0.2
+
+
+def test_epochs_per_run_is_checked(capsys):
+    with pytest.raises(SystemExit):
+        B.main(["--epochs-per-run", "0", "--quick"])
+    assert "--epochs-per-run >= 1" in capsys.readouterr().err
