@@ -16,7 +16,8 @@ function of ``(seed, epoch)``. The base class then
   ``drop_last``) to a multiple of ``num_replicas`` and rank ``r`` gets the items
   ``r, r + R, r + 2R, ...`` (the ``DistributedSampler`` layout, :func:`shard_array`), so
   shards are disjoint, equally long, and the same whatever the number of workers;
-* hands the shard out in chunks of :data:`CHUNK` items: each chunk becomes a Python list
+* hands the shard out in chunks of up to :data:`CHUNK` items (the first one small, see
+  :data:`FIRST_CHUNK`): each chunk becomes a Python list
   (``_materialize``) only when the iteration reaches it, so a 100M-draw epoch never
   exists as 100M Python ints at once; the iteration is C-speed (``itertools.chain`` over
   ``list_iterator`` objects) and how far it got is read back exactly with
@@ -169,6 +170,9 @@ def same_value(expected: Any, got: Any) -> bool:
 
 #: Items per chunk when an epoch is handed out (see the module docstring).
 CHUNK = 1 << 16
+#: Items in the first chunk of an iterator; each next chunk doubles, up to CHUNK, so the
+#: first item of an epoch costs ~0.05 ms of list building, not ~0.6 ms (65,536 ints).
+FIRST_CHUNK = 1 << 12
 
 
 def shard_length(total: int, num_replicas: int, drop_last: bool) -> int:
@@ -431,12 +435,17 @@ class EpochSampler(ResumableSampler):
         return state
 
     def _chunks(self, order: np.ndarray, start: int) -> Iterator[Iterator]:
-        """List iterators over successive chunks of the shard, from ``start``."""
-        for pos in range(start, order.shape[0], CHUNK):
-            items = self._materialize(order[pos:pos + CHUNK])
+        """List iterators over successive chunks of the shard, from ``start``: the first
+        of :data:`FIRST_CHUNK` items, then each twice the last, up to :data:`CHUNK`."""
+        pos, end = start, order.shape[0]
+        size = min(FIRST_CHUNK, CHUNK)
+        while pos < end:
+            items = self._materialize(order[pos:pos + size])
             it = iter(items)
             self._chunk_base, self._chunk_len, self._chunk_it = pos, len(items), it
             yield it
+            pos += size
+            size = min(2 * size, CHUNK)
 
     # -- Sampler protocol ---------------------------------------------------------------
     def __iter__(self) -> Iterator:
