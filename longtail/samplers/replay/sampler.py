@@ -570,6 +570,11 @@ class HardExampleSampler(ResumableSampler):
             ``rank``. Nothing is changed then (under DDP every rank raises, no rank
             applies).
         """
+        if self.num_replicas == 1 and targets is None:
+            fast = feedback.host_pair(indices, losses)
+            if fast is not None:   # [B] int64 / float CPU tensors or arrays: checked by
+                self._apply(*fast)  # the kernel (range, finiteness) as on the full path
+                return
         if gather is None or self.num_replicas == 1:
             gather = self.num_replicas > 1   # one replica: gathering is the identity
         if gather and not self._check_group():
