@@ -35,6 +35,7 @@ class Stream(enum.IntEnum):
     REPORT_PAIR_KEYS = 0x9A2  # stratification_report: pair occurrence kernel
     COMPAT_ORDER = 0x4D       # iterstrat-compatible Mersenne Twister order
     STRATIFIED_BATCHES = 0xBA7C   # StratifiedBatchSampler
+    STRATIFIED_GROUPS = 0xBA7D    # StratifiedBatchSampler: groups of batches
     SUMTREE = 0x5EED7EE       # SumTree.sample
     HARD_DRAW = 0x48415244    # HardExampleSampler draws ("HARD")
 

@@ -150,6 +150,8 @@ def _splits() -> None:
         s = StratifiedBatchSampler(y, batch_size=8)
         list(s)
         s.state_dict()
+        # more batches than one group holds: the grouped build
+        list(StratifiedBatchSampler(y, batch_size=1, num_threads=1))
 
 
 def _replay() -> None:

@@ -465,6 +465,40 @@ def stratified_batches(units, t_offsets, t_indices, batch_sizes, seed, arity):
     return order, starts
 
 
+@njit(cache=True, nogil=True)
+def group_batches(offsets, indices, n_labels, rows, batch_sizes, seed, arity):
+    """:func:`stratified_batches` of the examples ``rows`` (int64 ids, ascending) of a
+    CSR: their rows and CSC are gathered here (no GIL held: groups build in parallel
+    threads), and ``order`` holds the original example ids."""
+    m = rows.shape[0]
+    sub_off = np.empty(m + 1, dtype=np.int64)
+    sub_off[0] = 0
+    for i in range(m):
+        r = rows[i]
+        sub_off[i + 1] = sub_off[i] + offsets[r + 1] - offsets[r]
+    sub_ind = np.empty(sub_off[m], dtype=np.int32)
+    for i in range(m):
+        r = rows[i]
+        sub_ind[sub_off[i]:sub_off[i + 1]] = indices[offsets[r]:offsets[r + 1]]
+    t_off = np.zeros(n_labels + 1, dtype=np.int64)
+    for p in range(sub_ind.shape[0]):
+        t_off[sub_ind[p] + 1] += 1
+    for c in range(n_labels):
+        t_off[c + 1] += t_off[c]
+    fill = t_off[:-1].copy()
+    t_ind = np.empty(sub_ind.shape[0], dtype=np.int32)
+    for i in range(m):
+        for p in range(sub_off[i], sub_off[i + 1]):
+            c = sub_ind[p]
+            t_ind[fill[c]] = i
+            fill[c] += 1
+    units = Units(sub_off, sub_ind, np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64))
+    order, starts = stratified_batches(units, t_off, t_ind, batch_sizes, seed, arity)
+    for j in range(order.shape[0]):
+        order[j] = rows[order[j]]
+    return order, starts
+
+
 
 @njit(cache=True)
 def _smallest(mvals, count):
