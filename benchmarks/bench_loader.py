@@ -371,11 +371,12 @@ def interleaved(impls: dict[str, Run], rounds: int,
     return out
 
 
-def ratio(ours: list[dict[str, float]], anchor: list[dict[str, float]]) -> str:
+def ratio(ours: list[dict[str, float]], anchor: list[dict[str, float]],
+          digits: int = 1) -> str:
     """Median over rounds of our rate / the anchor's rate in the same round (and range)."""
     rs = [o["rate"] / a["rate"] for o, a in zip(ours, anchor)]
-    spread = f" ({min(rs):.1f}-{max(rs):.1f}x)" if len(rs) > 1 else ""
-    return f"{statistics.median(rs):.1f}x{spread}"
+    spread = f" ({min(rs):.{digits}f}-{max(rs):.{digits}f}x)" if len(rs) > 1 else ""
+    return f"{statistics.median(rs):.{digits}f}x{spread}"
 
 
 HEADS = ["loader", "examples/s", "bytes/example", "peak RSS +", "sampler share",
@@ -488,10 +489,15 @@ def bench_preset(preset: str, n_examples: int | None, args: argparse.Namespace,
         for run in impls.values():
             run.epochs_per_run = args.epochs_per_run
         res = interleaved(impls, args.rounds, args.warmup)
-        heads = HEADS + [f"vs {k}" for k in anchors]
+        shuffled = any(k.startswith("shuffle/") for k in res)
+        heads = HEADS + (["vs shuffle"] if shuffled else []) + [f"vs {k}" for k in anchors]
         rows = []
         for key, recs in res.items():
             row = [key, *summary(recs, impls[key].startup)]
+            if shuffled:   # ours against plain shuffling with the same label format
+                base = "shuffle/" + key.split("/")[-1]
+                row.append(ratio(recs, res[base], 2) if base in res and key != base
+                           and not key.startswith("anchor:") else "")
             for kind in anchors:
                 row.append("" if key.startswith("anchor:") else
                            ratio(recs, res[f"anchor:{kind}"]))

@@ -73,6 +73,10 @@ def test_seed_table_dense_and_sparse_with_anchors(capsys):
         check_row(row)
         if not key.startswith("anchor:"):
             assert num(row["vs tensor"]) > 0
+    # ours against shuffling with the same labels (the "within 20%" figures)
+    assert rows["shuffle/sparse"]["vs shuffle"] == rows["anchor:tensor"]["vs shuffle"] == ""
+    for key in ("stratified/dense", "stratified/sparse"):
+        assert num(rows[key]["vs shuffle"]) > 0
     dense = num(rows["shuffle/dense"]["bytes/example"])
     assert dense == 128 * 4 + 7_900 * 4          # x + dense float32 y
     assert num(rows["shuffle/sparse"]["bytes/example"]) < dense / 20
