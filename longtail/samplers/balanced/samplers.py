@@ -505,7 +505,7 @@ class ClassAwareSampler(EpochSampler):
     >>> y = LabelMatrix.from_lists([[0], [0], [0], [1]])
     >>> s = ClassAwareSampler(y, num_samples=4, return_labels=True, batch_size=2, seed=0)
     >>> [(list(b), b.extras["sampled_label"].tolist()) for b in s]  # each label twice
-    [([2, 3], [0, 1]), ([3, 1], [1, 0])]
+    [([0, 3], [0, 1]), ([3, 1], [1, 0])]
     >>> # DataLoader(ArrowDataset(path), batch_sampler=s, collate_fn=ArrowDataset.collate)
     >>> # for x, y, idx, extras in loader: extras["sampled_label"]  # weight y[:, that label]
     """
